@@ -1,0 +1,28 @@
+# Every target runs in the cached environment that scripts/bootstrap.py builds from pyproject.toml.
+PYTHON := $(shell python3 scripts/bootstrap.py)
+export PYTHONPATH := $(CURDIR)
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test test-fast lint format bench env
+
+env:
+	@echo $(PYTHON)
+
+demo:
+	$(PYTHON) -m braid.cli demo
+
+test:
+	$(PYTHON) -m pytest -q
+
+test-fast:
+	$(PYTHON) -m pytest -q -m "not slow and not integration"
+
+lint:
+	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check .
+
+format:
+	$(PYTHON) -m ruff check --fix . && $(PYTHON) -m ruff format .
+
+bench:
+	$(PYTHON) bench/core.py

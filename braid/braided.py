@@ -1,0 +1,275 @@
+"""BraidedLLM: several frozen causal LMs exchanging hidden states at chosen layers.
+
+The anchor member (``config.anchor``) reads the text and writes the output: its tokenizer encodes the
+input and its LM head gives the logits. At each fusion point every member's hidden state is aligned to the
+anchor's positions, mixed by the strategy module of that point, and an update is added back into each
+member's residual stream, so fused states re-enter the networks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from braid.alignment import Alignment
+from braid.config import BraidConfig, MemberConfig
+from braid.fusion import get_strategy
+from braid.lockstep import Lockstep
+from braid.model_wrapper import ModelWrapper
+
+FUSION_FILE = "fusion.safetensors"
+CONFIG_FILE = "braid_config.json"
+FORMAT = "llm-braid-fusion/1"
+
+
+@dataclass
+class BraidOutput:
+    logits: torch.Tensor  # (B, T, V_anchor)
+    loss: torch.Tensor | None = None
+    hidden_states: list[tuple[torch.Tensor, ...]] | None = None  # per member, embeddings then every block
+
+
+class BraidedLLM(nn.Module):
+    """Braid of frozen HF causal LMs; only ``fusion_modules`` hold trainable parameters."""
+
+    def __init__(
+        self,
+        model_configs: list[dict[str, Any] | MemberConfig | str] | None = None,
+        fusion_strategy: str = "learned_weighted",
+        fusion_layers: list[int] | None = None,
+        anchor: int = 0,
+        fusion_dim: int = 256,
+        strategy_params: dict[str, Any] | None = None,
+        layer_map: dict[int, list[int]] | None = None,
+        *,
+        config: BraidConfig | None = None,
+        models: list[ModelWrapper] | None = None,
+    ):
+        super().__init__()
+        if config is None:
+            config = BraidConfig(
+                model_configs=model_configs or [],
+                fusion_strategy=fusion_strategy,
+                fusion_layers=fusion_layers,
+                anchor=anchor,
+                fusion_dim=fusion_dim,
+                strategy_params=strategy_params or {},
+                layer_map=layer_map,
+            )
+        self.config = config
+        if models is None:
+            models = [ModelWrapper(m.model_name, m.quantization, m.dtype, m.device) for m in config.model_configs]
+        _check_models_match(config, models)
+        self.models = nn.ModuleList(m.freeze() for m in models)
+        self.lockstep = Lockstep(config.member_layers())
+        strategy = get_strategy(config.fusion_strategy)
+        dims = [m.hidden_size for m in models]
+        self.fusion_modules = nn.ModuleList(
+            strategy(dims, config.fusion_dim, config.strategy_config) for _ in config.fusion_layers
+        ).to(self.anchor_model.device)
+        _require_shared_tokenizer(models, config.anchor)
+
+    # -- structure ----------------------------------------------------------------------------------------
+    @property
+    def anchor_model(self) -> ModelWrapper:
+        return self.models[self.config.anchor]
+
+    @property
+    def tokenizer(self):
+        return self.anchor_model.tokenizer
+
+    def train(self, mode: bool = True) -> BraidedLLM:
+        """Only the fusion modules change mode: frozen members always run in eval mode (no dropout)."""
+        self.training = mode
+        self.fusion_modules.train(mode)
+        return self
+
+    def fusion_parameters(self) -> list[nn.Parameter]:
+        return list(self.fusion_modules.parameters())
+
+    def num_fusion_parameters(self) -> int:
+        return sum(p.numel() for p in self.fusion_parameters())
+
+    # -- compute ------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+    ) -> BraidOutput:
+        """input_ids: (B, T) in the anchor's vocabulary. Returns anchor-vocabulary logits (B, T, V)."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        alignment = Alignment.identity(attention_mask, len(self.models))
+        outs = self.run_members([inputs] * len(self.models), alignment, output_hidden_states=output_hidden_states)
+        logits = outs[self.config.anchor].logits
+        loss = None if labels is None else causal_lm_loss(logits, labels)
+        hidden = [o.hidden_states for o in outs] if output_hidden_states else None
+        return BraidOutput(logits=logits, loss=loss, hidden_states=hidden)
+
+    def run_members(
+        self,
+        inputs: list[dict[str, torch.Tensor]],
+        alignment: Alignment,
+        caches: list[Any] | None = None,
+        fusion_caches: list[dict[str, Any]] | None = None,
+        output_hidden_states: bool = False,
+    ) -> list[Any]:
+        """One braided pass: each member's HF forward on its own inputs, fused at every point."""
+        fuse = FusionStep(self.fusion_modules, alignment, fusion_caches)
+        calls = [
+            functools.partial(
+                member.forward,
+                **inputs[m],
+                past_key_values=None if caches is None else caches[m],
+                use_cache=caches is not None,
+                output_hidden_states=output_hidden_states,
+            )
+            for m, member in enumerate(self.models)
+        ]
+        with contextlib.ExitStack() as stack:
+            for m, member in enumerate(self.models):
+                stack.enter_context(member.inject(self.lockstep.hooks(m)))
+            return self.lockstep.run(calls, fuse)
+
+    def generate(
+        self,
+        prompt: str,
+        max_new_tokens: int = 200,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        top_k: int | None = None,
+        stop: str | list[str] | None = None,
+        stream: bool = False,
+        seed: int | None = None,
+    ) -> str | Iterator[str]:
+        """Continue ``prompt``; greedy when temperature is 0. ``stream=True`` yields text pieces."""
+        from braid.generation import SamplingParams, stream_text
+
+        params = SamplingParams(
+            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k, stop=stop, seed=seed
+        )
+        pieces = stream_text(self, prompt, params)
+        return pieces if stream else "".join(pieces)
+
+    # -- persistence --------------------------------------------------------------------------------------
+    def fusion_signature(self) -> dict[str, Any]:
+        """What fusion weights depend on; loading into a braid with another signature is an error."""
+        return {
+            "fusion_strategy": self.config.fusion_strategy,
+            "fusion_layers": self.config.fusion_layers,
+            "member_layers": self.lockstep.plan,
+            "member_dims": [m.hidden_size for m in self.models],
+            "fusion_dim": self.config.fusion_dim,
+            "strategy_params": self.config.strategy_config.model_dump(),
+        }
+
+    def save_fusion_layers(self, path: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.fusion_modules.state_dict().items()}
+        meta = {"format": FORMAT, "signature": json.dumps(self.fusion_signature(), sort_keys=True)}
+        save_file(tensors, str(path), metadata=meta)
+
+    def load_fusion_layers(self, path: str | Path) -> None:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a braid fusion checkpoint (format {meta.get('format')!r})")
+        saved, mine = json.loads(meta["signature"]), self.fusion_signature()
+        diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
+        if diff:
+            lines = ", ".join(f"{k}: saved {a!r}, this braid {b!r}" for k, (a, b) in diff.items())
+            raise ValueError(f"fusion weights in {path} do not fit this braid ({lines})")
+        self.fusion_modules.load_state_dict(load_file(str(path), device=str(self.anchor_model.device)))
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Config + fusion weights; member weights are referenced by name or path, never copied."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        members = [
+            m.model_copy(update={"model_name": str(Path(m.model_name).resolve())})
+            if Path(m.model_name).is_dir()
+            else m
+            for m in self.config.model_configs
+        ]
+        config = self.config.model_copy(update={"model_configs": members})
+        (directory / CONFIG_FILE).write_text(config.model_dump_json(indent=2))
+        self.save_fusion_layers(directory / FUSION_FILE)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, models: list[ModelWrapper] | None = None) -> BraidedLLM:
+        directory = Path(directory)
+        config = BraidConfig.model_validate_json((directory / CONFIG_FILE).read_text())
+        braided = cls(config=config, models=models)
+        braided.load_fusion_layers(directory / FUSION_FILE)
+        return braided
+
+
+class FusionStep:
+    """The fusion callback for one braided pass: align to the anchor frame, mix, map the updates back."""
+
+    def __init__(self, modules: nn.ModuleList, alignment: Alignment, caches: list[dict[str, Any]] | None):
+        self.modules, self.alignment, self.caches = modules, alignment, caches
+        self.param = next(modules.parameters())
+        self.valid = alignment.valid.to(self.param.device)  # (B, M, T)
+
+    def __call__(self, point: int, states: list[torch.Tensor]) -> list[torch.Tensor]:
+        dev, dt = self.param.device, self.param.dtype
+        aligned = [self.alignment.gather_to_anchor(m, h.to(dev, dt)) for m, h in enumerate(states)]
+        cache = None if self.caches is None else self.caches[point]
+        updates = self.modules[point](aligned, self.valid, cache)
+        return [
+            self.alignment.scatter_from_anchor(m, u).to(h.device, h.dtype)
+            for m, (u, h) in enumerate(zip(updates, states, strict=True))
+        ]
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy; label -100 is ignored. logits (B, T, V), labels (B, T)."""
+    shift_logits = logits[:, :-1].float().reshape(-1, logits.shape[-1])
+    shift_labels = labels[:, 1:].to(logits.device).reshape(-1)
+    return F.cross_entropy(shift_logits, shift_labels, ignore_index=-100)
+
+
+def _check_models_match(config: BraidConfig, models: list[ModelWrapper]) -> None:
+    if len(models) != len(config.model_configs):
+        raise ValueError(f"{len(models)} models given for {len(config.model_configs)} model_configs")
+    for i, (arch, model) in enumerate(zip(config.archs, models, strict=True)):
+        if (arch.num_layers, arch.hidden_size) != (model.num_layers, model.hidden_size):
+            raise ValueError(f"models[{i}] does not match model_configs[{i}] ({arch} vs the loaded model)")
+
+
+def same_tokenizer(a: Any, b: Any) -> bool:
+    """True when two tokenizers map every text to the same ids (the wrapper class may differ)."""
+    if a is b:
+        return True
+    if a.all_special_ids != b.all_special_ids:
+        return False
+    backend_a, backend_b = getattr(a, "backend_tokenizer", None), getattr(b, "backend_tokenizer", None)
+    if backend_a is not None and backend_b is not None:
+        return backend_a.to_str() == backend_b.to_str()
+    return type(a) is type(b) and a.get_vocab() == b.get_vocab()
+
+
+def _require_shared_tokenizer(models: list[ModelWrapper], anchor: int) -> None:
+    for i, m in enumerate(models):
+        if not same_tokenizer(m.tokenizer, models[anchor].tokenizer):
+            raise ValueError(
+                f"member {i} ({m.model_name!r}) has a different tokenizer from the anchor; this version braids "
+                "members that share the anchor's tokenizer"
+            )

@@ -1,0 +1,183 @@
+"""Braid configuration: pydantic models, validated before any model weights load.
+
+Validation reads each member's ``config.json`` (no weights) to learn its depth and width, so a fusion layer
+out of range or a bad layer map fails with an error naming the field.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from braid.fusion import FUSION_STRATEGIES, get_strategy
+
+Quantization = Literal["8bit", "4bit"]
+DType = Literal["float32", "float16", "bfloat16"]
+
+
+class ArchInfo(BaseModel):
+    """What the braid needs to know about a member before loading it."""
+
+    model_config = ConfigDict(frozen=True)
+    model_type: str
+    num_layers: int
+    hidden_size: int
+    vocab_size: int
+
+
+@functools.lru_cache(maxsize=256)
+def probe_architecture(model_name: str) -> ArchInfo:
+    """Read a member's config (config.json only, no weights)."""
+    from transformers import AutoConfig
+
+    try:
+        cfg = AutoConfig.from_pretrained(model_name)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read the config of model {model_name!r}: {e}") from None
+    return ArchInfo(
+        model_type=cfg.model_type,
+        num_layers=cfg.num_hidden_layers,
+        hidden_size=cfg.hidden_size,
+        vocab_size=cfg.vocab_size,
+    )
+
+
+class MemberConfig(BaseModel):
+    """One base model of the braid (the seed's ``model_configs`` entries)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_name: str = Field(min_length=1)
+    role: str | None = None
+    quantization: Quantization | None = None
+    dtype: DType | None = None
+    device: str | None = None
+
+
+def proportional_layer(anchor_layer: int, anchor_depth: int, member_depth: int) -> int:
+    """Map an anchor block index to the member block at the same relative depth."""
+    return max(0, math.floor((anchor_layer + 1) * member_depth / anchor_depth + 0.5) - 1)
+
+
+class BraidConfig(BaseModel):
+    """Which members to braid, where, and how. Fields validate in order, each against those before it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_configs: list[MemberConfig] = Field(min_length=2)
+    anchor: int = 0
+    fusion_strategy: str = "learned_weighted"
+    strategy_params: dict[str, Any] = Field(default_factory=dict)
+    fusion_dim: int = Field(default=256, ge=1)
+    fusion_layers: list[int] | None = Field(default=None, validate_default=True)
+    layer_map: dict[int, list[int]] | None = None
+
+    @field_validator("model_configs", mode="before")
+    @classmethod
+    def _names_to_members(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"model_name": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @field_validator("anchor")
+    @classmethod
+    def _anchor_in_range(cls, v: int, info: ValidationInfo) -> int:
+        n = len(info.data.get("model_configs") or [])
+        if n and not 0 <= v < n:
+            raise ValueError(f"anchor={v} is out of range for {n} members (valid: 0..{n - 1})")
+        return v
+
+    @field_validator("fusion_strategy")
+    @classmethod
+    def _known_strategy(cls, v: str) -> str:
+        get_strategy(v)
+        return v
+
+    @field_validator("strategy_params")
+    @classmethod
+    def _strategy_params(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if "fusion_strategy" in info.data:
+            FUSION_STRATEGIES[info.data["fusion_strategy"]].Params.model_validate(v)
+        return v
+
+    @field_validator("fusion_dim")
+    @classmethod
+    def _heads_divide(cls, v: int, info: ValidationInfo) -> int:
+        heads = info.data.get("strategy_params", {}).get("num_heads")
+        if info.data.get("fusion_strategy") == "attention":
+            heads = heads or FUSION_STRATEGIES["attention"].Params().num_heads
+            if v % heads:
+                raise ValueError(f"fusion_dim={v} must be divisible by num_heads={heads}")
+        return v
+
+    @field_validator("fusion_layers")
+    @classmethod
+    def _layers_in_range(cls, v: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        members, anchor = info.data.get("model_configs"), info.data.get("anchor")
+        if not members or anchor is None:
+            return v
+        depth = probe_architecture(members[anchor].model_name).num_layers
+        layers = v if v is not None else default_fusion_layers(depth)
+        if not layers or any(not 0 <= k < depth for k in layers):
+            raise ValueError(
+                f"fusion_layers {layers} must be non-empty anchor block indices in 0..{depth - 1} "
+                f"(the anchor {members[anchor].model_name!r} has {depth} layers)"
+            )
+        if sorted(set(layers)) != list(layers):
+            raise ValueError(f"fusion_layers {layers} must be strictly increasing")
+        return list(layers)
+
+    @field_validator("layer_map")
+    @classmethod
+    def _layer_map(cls, v: dict[int, list[int]] | None, info: ValidationInfo) -> dict[int, list[int]] | None:
+        members, anchor, points = (info.data.get(k) for k in ("model_configs", "anchor", "fusion_layers"))
+        if v is None or not members or anchor is None or points is None:
+            return v
+        for m, layers in v.items():
+            if not 0 <= m < len(members) or m == anchor:
+                raise ValueError(f"key {m} must be a non-anchor member index")
+            depth = probe_architecture(members[m].model_name).num_layers
+            if len(layers) != len(points):
+                raise ValueError(f"layer_map[{m}] needs one layer per fusion point ({len(points)})")
+            if any(not 0 <= k < depth for k in layers) or sorted(layers) != list(layers):
+                raise ValueError(f"layer_map[{m}]={layers} must be non-decreasing layer indices in 0..{depth - 1}")
+        return v
+
+    @property
+    def archs(self) -> list[ArchInfo]:
+        return [probe_architecture(m.model_name) for m in self.model_configs]
+
+    @property
+    def strategy_config(self):
+        return FUSION_STRATEGIES[self.fusion_strategy].Params.model_validate(self.strategy_params)
+
+    def member_layers(self) -> list[list[int]]:
+        """For each member, the block index it exchanges at for each fusion point."""
+        archs = self.archs
+        anchor_depth = archs[self.anchor].num_layers
+        plan = []
+        for m, arch in enumerate(archs):
+            if m == self.anchor:
+                plan.append(list(self.fusion_layers))
+            elif self.layer_map and m in self.layer_map:
+                plan.append(list(self.layer_map[m]))
+            else:
+                plan.append([proportional_layer(k, anchor_depth, arch.num_layers) for k in self.fusion_layers])
+        return plan
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> BraidConfig:
+        return cls.model_validate(yaml.safe_load(Path(path).read_text()))
+
+    def to_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
+
+
+def default_fusion_layers(depth: int, points: int = 4) -> list[int]:
+    """Evenly spaced fusion points ending at the last block (all blocks when shallower than ``points``)."""
+    if depth <= points:
+        return list(range(depth))
+    return sorted({round((i + 1) * depth / points) - 1 for i in range(points)})

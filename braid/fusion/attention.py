@@ -1,0 +1,80 @@
+"""attention: causal cross-attention, CALM-style, from each member to the other members' sequences.
+
+Every query position of member i attends to every valid position of every other member at or before it,
+plus a null slot (zero logit, zero value) so a position may also attend to nothing. During generation the
+keys and values of earlier positions live in the per-point cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from pydantic import field_validator
+from torch import nn
+
+from braid.fusion.base import FusionModule, StrategyParams
+
+
+class AttentionParams(StrategyParams):
+    num_heads: int = 4
+
+    @field_validator("num_heads")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("num_heads must be >= 1")
+        return v
+
+
+class AttentionFusion(FusionModule):
+    name = "attention"
+    Params = AttentionParams
+
+    def __init__(self, member_dims: list[int], fusion_dim: int, params: AttentionParams | None = None):
+        super().__init__(member_dims, fusion_dim, params)
+        if fusion_dim % self.params.num_heads:
+            raise ValueError(f"fusion_dim={fusion_dim} is not divisible by num_heads={self.params.num_heads}")
+        self.q = nn.Linear(fusion_dim, fusion_dim, bias=False)
+        self.kv = nn.Linear(fusion_dim, 2 * fusion_dim, bias=False)
+        self.o = nn.Linear(fusion_dim, fusion_dim, bias=False)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, m, t, f = x.shape
+        h = self.params.num_heads
+        return x.view(b, m, t, h, f // h).transpose(2, 3)  # (B, M, H, T, Dh)
+
+    def mix(self, z: torch.Tensor, valid: torch.Tensor, cache: dict[str, Any] | None) -> torch.Tensor:
+        b, m, t, f = z.shape
+        k, v = (self._heads(x) for x in self.kv(z).chunk(2, dim=-1))  # (B, M, H, T, Dh) each
+        past = 0
+        if cache is not None:
+            if "k" in cache:
+                past = cache["k"].shape[3]
+                k, v = torch.cat([cache["k"], k], 3), torch.cat([cache["v"], v], 3)
+                valid_kv = torch.cat([cache["valid"], valid], 2)
+            else:
+                valid_kv = valid
+            cache.update(k=k, v=v, valid=valid_kv)
+        else:
+            valid_kv = valid
+        s = k.shape[3]
+        q = self._heads(self.q(z))  # (B, M, H, T, Dh)
+        scores = torch.einsum("bihtd,bjhsd->bihtjs", q, k) / (f // self.params.num_heads) ** 0.5
+        allowed = self._allowed(valid_kv, m, t, s, past)  # (B, M, 1, T, M, S)
+        flat = scores.masked_fill(~allowed, float("-inf")).flatten(-2)  # (B, M, H, T, M*S)
+        null = flat.new_zeros(flat.shape[:-1] + (1,))  # the "attend to nothing" slot
+        probs = torch.softmax(torch.cat([flat, null], -1), -1)[..., :-1].unflatten(-1, (m, s))
+        out = torch.einsum("bihtjs,bjhsd->bihtd", probs, v)  # (B, M, H, T, Dh)
+        return self.o(out.transpose(2, 3).reshape(b, m, t, f))
+
+    @staticmethod
+    def _allowed(valid_kv: torch.Tensor, m: int, t: int, s: int, past: int) -> torch.Tensor:
+        dev = valid_kv.device
+        causal = torch.arange(s, device=dev).view(1, s) <= (past + torch.arange(t, device=dev)).view(t, 1)
+        other = ~torch.eye(m, dtype=torch.bool, device=dev)  # (M_query, M_key): never attend to oneself
+        return (
+            other.view(1, m, 1, 1, m, 1)
+            & causal.view(1, 1, 1, t, 1, s)
+            & valid_kv.view(valid_kv.shape[0], 1, 1, 1, m, s)
+        )

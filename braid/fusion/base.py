@@ -1,0 +1,66 @@
+"""The part every fusion strategy shares: per-member projections into a fusion width and zero-started gates.
+
+A strategy sees the members' hidden states at one fusion point, already aligned to the anchor's token
+positions, and returns one update per member. Member i receives ``tanh(gate_i) * up_i(mixed_i)`` added to its
+residual stream; the gates start at 0, so an untrained braid is exactly its members.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+
+class StrategyParams(BaseModel):
+    """Strategy-specific settings; subclasses add fields. Unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FusionModule(nn.Module):
+    """Base class: subclasses implement ``mix`` over projected member states."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[StrategyParams]] = StrategyParams
+
+    def __init__(self, member_dims: list[int], fusion_dim: int, params: StrategyParams | None = None):
+        super().__init__()
+        self.member_dims = list(member_dims)
+        self.fusion_dim = fusion_dim
+        self.params = params or self.Params()
+        # RMSNorm first: member residual streams differ in scale by orders of magnitude.
+        self.norms = nn.ModuleList(nn.RMSNorm(d) for d in member_dims)
+        self.down = nn.ModuleList(nn.Linear(d, fusion_dim, bias=False) for d in member_dims)
+        self.up = nn.ModuleList(nn.Linear(fusion_dim, d, bias=False) for d in member_dims)
+        self.gate = nn.Parameter(torch.zeros(len(member_dims)))
+
+    @property
+    def num_members(self) -> int:
+        return len(self.member_dims)
+
+    def mix(self, z: torch.Tensor, valid: torch.Tensor, cache: dict[str, Any] | None) -> torch.Tensor:
+        """z: (B, M, T, F) projected states (zero where invalid); valid: (B, M, T) bool.
+
+        Returns (B, M, T, F), one mixed state per receiving member, or (B, 1, T, F) shared by all.
+        """
+        raise NotImplementedError
+
+    def forward(
+        self, states: list[torch.Tensor], valid: torch.Tensor, cache: dict[str, Any] | None = None
+    ) -> list[torch.Tensor]:
+        """states[i]: (B, T, D_i) in the anchor frame; returns updates[i]: (B, T, D_i)."""
+        z = torch.stack([down(norm(h)) for h, norm, down in zip(states, self.norms, self.down, strict=True)], 1)
+        z = z * valid.unsqueeze(-1).to(z.dtype)  # (B, M, T, F)
+        mixed = self.mix(z, valid, cache)
+        gates = torch.tanh(self.gate)
+        return [gates[i] * self.up[i](mixed[:, i if mixed.shape[1] > 1 else 0]) for i in range(self.num_members)]
+
+
+def masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
+    """Softmax over entries where mask is True; all-masked slices give zeros instead of NaN."""
+    logits = logits.masked_fill(~mask, float("-inf"))
+    probs = torch.softmax(logits, dim=dim)
+    return torch.nan_to_num(probs, nan=0.0)

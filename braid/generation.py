@@ -1,0 +1,130 @@
+"""Incremental generation for a braid: every member keeps its KV cache, the fusion keeps its own.
+
+``BraidSession`` holds the state of one sequence and feeds it new tokens; ``stream_text`` turns the anchor's
+sampled tokens into text pieces, holding back what might still become a stop string or a split character.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from braid.alignment import Alignment
+
+if TYPE_CHECKING:
+    from braid.braided import BraidedLLM
+
+
+class SamplingParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_new_tokens: int = Field(default=200, ge=0)
+    temperature: float = Field(default=0.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    top_k: int | None = Field(default=None, ge=1)
+    stop: list[str] = Field(default_factory=list)
+    seed: int | None = None
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_list(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        return [v] if isinstance(v, str) else v
+
+
+class BraidSession:
+    """One sequence being generated: member KV caches plus per-point fusion caches."""
+
+    def __init__(self, braided: BraidedLLM):
+        self.braided = braided
+        self.caches = [m.new_cache() for m in braided.models]
+        self.fusion_caches: list[dict[str, Any]] = [{} for _ in braided.config.fusion_layers]
+        self.length = 0
+
+    @torch.no_grad()
+    def feed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Append anchor tokens (1, T); returns the anchor's next-token logits (1, V)."""
+        n = len(self.braided.models)
+        alignment = Alignment.identity(torch.ones_like(input_ids), n)
+        outs = self.braided.run_members(
+            [{"input_ids": input_ids}] * n, alignment, caches=self.caches, fusion_caches=self.fusion_caches
+        )
+        self.length += input_ids.shape[1]
+        return outs[self.braided.config.anchor].logits[:, -1].float()
+
+
+def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> int:
+    """One token id from (1, V) logits: argmax at temperature 0, else temperature / top-k / top-p sampling."""
+    if params.temperature == 0.0:
+        return int(logits.argmax(-1))
+    logits = logits / params.temperature
+    if params.top_k is not None:
+        kth = torch.topk(logits, min(params.top_k, logits.shape[-1])).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, -1)
+    if params.top_p < 1.0:
+        sorted_p, order = probs.sort(-1, descending=True)
+        drop = sorted_p.cumsum(-1) - sorted_p > params.top_p  # keep the smallest set reaching top_p
+        probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
+    return int(torch.multinomial(probs.cpu(), 1, generator=generator))
+
+
+def generate_tokens(braided: BraidedLLM, input_ids: torch.Tensor, params: SamplingParams) -> Iterator[int]:
+    """Yield sampled anchor token ids after the prompt (1, T); stops at the anchor's EOS."""
+    generator = None
+    if params.seed is not None:
+        generator = torch.Generator().manual_seed(params.seed)
+    eos = braided.tokenizer.eos_token_id
+    session = BraidSession(braided)
+    device = braided.anchor_model.device
+    logits = session.feed(input_ids.to(device))
+    for i in range(params.max_new_tokens):
+        token = sample_next(logits, params, generator)
+        if token == eos:
+            return
+        yield token
+        if i + 1 < params.max_new_tokens:
+            logits = session.feed(torch.tensor([[token]], device=device))
+
+
+def stream_text(braided: BraidedLLM, prompt: str, params: SamplingParams) -> Iterator[str]:
+    """Text pieces of the continuation, cut before the first stop string."""
+    enc = braided.anchor_model.encode(prompt)
+    tokens: list[int] = []
+    emitted = 0
+    text = ""
+    for token in generate_tokens(braided, enc["input_ids"], params):
+        tokens.append(token)
+        text = braided.tokenizer.decode(tokens, skip_special_tokens=True)
+        cut = _first_stop(text, params.stop)
+        if cut is not None:
+            if cut > emitted:
+                yield text[emitted:cut]
+            return
+        safe = len(text) - _holdback(text, params.stop)
+        if safe > emitted:
+            yield text[emitted:safe]
+            emitted = safe
+    if len(text) > emitted:
+        yield text[emitted:]
+
+
+def _first_stop(text: str, stops: list[str]) -> int | None:
+    hits = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return min(hits) if hits else None
+
+
+def _holdback(text: str, stops: list[str]) -> int:
+    """How many trailing characters to hold: a split UTF-8 character, or a possible stop-string prefix."""
+    if text.endswith("\ufffd"):
+        return 1
+    hold = 0
+    for s in stops:
+        for n in range(min(len(s) - 1, len(text)), 0, -1):
+            if text.endswith(s[:n]):
+                hold = max(hold, n)
+                break
+    return hold

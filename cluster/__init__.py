@@ -1,0 +1,1 @@
+"""Ray runtime for braids: model actors, fusion actor, exchange, placement, Ray Train (distributed issue)."""

@@ -1,0 +1,1 @@
+"""Coordinator and the Ray Serve app with an OpenAI-compatible API (coordinator issue)."""
