@@ -1,0 +1,85 @@
+"""Session-wide pico models: real HF architectures from tiny configs, saved and loaded from disk."""
+
+from __future__ import annotations
+
+import os
+import random
+import string
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from braid.zoo import build_model, train_tokenizer  # noqa: E402
+
+PROSE = [
+    "the braid reads the text and the anchor writes the answer",
+    "models exchange hidden states at chosen layers through small fusion modules",
+    "a quick brown fox jumps over the lazy dog near the river bank",
+    "numbers like 12, 345 and 6789 appear in text; so do symbols = + - . ;",
+    "every member keeps its own cache while the braid generates new tokens",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """Byte-level BPE with a small vocab, so random letter strings stay a few characters per token."""
+    return train_tokenizer(PROSE * 20, vocab_size=300)
+
+
+@pytest.fixture(scope="session")
+def save_pico(tmp_path_factory, tokenizer):
+    """save_pico(model, name) -> directory holding the model and the shared tokenizer."""
+    root = tmp_path_factory.mktemp("pico")
+
+    def save(model, name: str) -> str:
+        path = root / name
+        model.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+        return str(path)
+
+    return save
+
+
+@pytest.fixture(scope="session")
+def pico(save_pico, tokenizer):
+    """pico(family, hidden, layers, seed) -> path of a freshly initialised saved model (built once)."""
+    built: dict[tuple, str] = {}
+
+    def make(family: str = "llama", hidden: int = 32, layers: int = 2, seed: int = 0) -> str:
+        key = (family, hidden, layers, seed)
+        if key not in built:
+            model = build_model(family, len(tokenizer), seed=seed, hidden=hidden, layers=layers)
+            built[key] = save_pico(model, f"{family}-{hidden}x{layers}-s{seed}")
+        return built[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def trio(pico):
+    """Three members of different families, widths (32/48/64) and depths (2/3/4)."""
+    return [pico("llama", 32, 2), pico("qwen2", 48, 3), pico("gpt2", 64, 4)]
+
+
+def randomize_fusion(braided, seed: int = 0) -> None:
+    """Give every fusion parameter (gates included) random values so fusion really acts."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in braided.fusion_parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+
+
+def random_letters(rng: random.Random, n: int) -> str:
+    return "".join(rng.choice(string.ascii_lowercase) for _ in range(n))
