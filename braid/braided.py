@@ -73,8 +73,10 @@ class BraidedLLM(nn.Module):
         self.lockstep = Lockstep(config.member_layers())
         strategy = get_strategy(config.fusion_strategy)
         dims = [m.hidden_size for m in models]
+        last = len(config.fusion_layers) - 1
         self.fusion_modules = nn.ModuleList(
-            strategy(dims, config.fusion_dim, config.strategy_config) for _ in config.fusion_layers
+            strategy(dims, config.fusion_dim, config.strategy_config, [config.anchor] if p == last else None)
+            for p in range(last + 1)
         ).to(self.anchor_model.device)
         _require_shared_tokenizer(models, config.anchor)
 
@@ -234,7 +236,7 @@ class FusionStep:
         cache = None if self.caches is None else self.caches[point]
         updates = self.modules[point](aligned, self.valid, cache)
         return [
-            self.alignment.scatter_from_anchor(m, u).to(h.device, h.dtype)
+            None if u is None else self.alignment.scatter_from_anchor(m, u).to(h.device, h.dtype)
             for m, (u, h) in enumerate(zip(updates, states, strict=True))
         ]
 

@@ -6,7 +6,7 @@ sampled tokens into text pieces, holding back what might still become a stop str
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -91,20 +91,25 @@ def generate_tokens(braided: BraidedLLM, input_ids: torch.Tensor, params: Sampli
 
 
 def stream_text(braided: BraidedLLM, prompt: str, params: SamplingParams) -> Iterator[str]:
-    """Text pieces of the continuation, cut before the first stop string."""
+    """Text pieces of the continuation of ``prompt``, cut before the first stop string."""
     enc = braided.anchor_model.encode(prompt)
-    tokens: list[int] = []
+    return text_pieces(generate_tokens(braided, enc["input_ids"], params), braided.tokenizer, params.stop)
+
+
+def text_pieces(tokens: Iterable[int], tokenizer: Any, stop: list[str]) -> Iterator[str]:
+    """Decode a token stream into text pieces, holding back what may still change or become a stop string."""
+    ids: list[int] = []
     emitted = 0
     text = ""
-    for token in generate_tokens(braided, enc["input_ids"], params):
-        tokens.append(token)
-        text = braided.tokenizer.decode(tokens, skip_special_tokens=True)
-        cut = _first_stop(text, params.stop)
+    for token in tokens:
+        ids.append(token)
+        text = tokenizer.decode(ids, skip_special_tokens=True)
+        cut = _first_stop(text, stop)
         if cut is not None:
             if cut > emitted:
                 yield text[emitted:cut]
             return
-        safe = len(text) - _holdback(text, params.stop)
+        safe = len(text) - _holdback(text, stop)
         if safe > emitted:
             yield text[emitted:safe]
             emitted = safe

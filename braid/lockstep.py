@@ -15,7 +15,7 @@ from typing import Any
 import greenlet
 import torch
 
-FuseFn = Callable[[int, list[torch.Tensor]], list[torch.Tensor]]
+FuseFn = Callable[[int, list[torch.Tensor]], list[torch.Tensor | None]]
 
 
 class Lockstep:
@@ -37,7 +37,9 @@ class Lockstep:
         def at_layer(points: list[int]) -> Callable[[torch.Tensor], torch.Tensor]:
             def edit(h: torch.Tensor) -> torch.Tensor:
                 for p in points:
-                    h = h + greenlet.getcurrent().parent.switch((p, h))
+                    update = greenlet.getcurrent().parent.switch((p, h))
+                    if update is not None:
+                        h = h + update
                 return h
 
             return edit

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import warnings
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -86,8 +86,8 @@ class ModelWrapper(nn.Module):
             torch_dtype = _DTYPES[dtype] if isinstance(dtype, str) else dtype
             kwargs: dict[str, Any] = {"dtype": torch_dtype or torch.float32}
             if quantization is not None:
-                # bitsandbytes warns on every 8-bit matmul that it casts fp32 inputs to fp16.
-                warnings.filterwarnings("ignore", message=".*inputs will be cast from.*")
+                # bitsandbytes logs on every 8-bit matmul that it casts fp32 inputs to fp16.
+                logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
                 kwargs["quantization_config"] = quantization_config(quantization)
                 kwargs["device_map"] = str(device or "cpu")
             model = AutoModelForCausalLM.from_pretrained(model_name, **kwargs)

@@ -31,8 +31,8 @@ class AttentionFusion(FusionModule):
     name = "attention"
     Params = AttentionParams
 
-    def __init__(self, member_dims: list[int], fusion_dim: int, params: AttentionParams | None = None):
-        super().__init__(member_dims, fusion_dim, params)
+    def __init__(self, member_dims: list[int], fusion_dim: int, params: AttentionParams | None = None, receivers=None):
+        super().__init__(member_dims, fusion_dim, params, receivers)
         if fusion_dim % self.params.num_heads:
             raise ValueError(f"fusion_dim={fusion_dim} is not divisible by num_heads={self.params.num_heads}")
         self.q = nn.Linear(fusion_dim, fusion_dim, bias=False)

@@ -26,16 +26,25 @@ class FusionModule(nn.Module):
     name: ClassVar[str]
     Params: ClassVar[type[StrategyParams]] = StrategyParams
 
-    def __init__(self, member_dims: list[int], fusion_dim: int, params: StrategyParams | None = None):
+    def __init__(
+        self,
+        member_dims: list[int],
+        fusion_dim: int,
+        params: StrategyParams | None = None,
+        receivers: list[int] | None = None,
+    ):
         super().__init__()
         self.member_dims = list(member_dims)
         self.fusion_dim = fusion_dim
         self.params = params or self.Params()
+        # Members that get an update here. After a member's last fusion point its stream never reaches the
+        # output again, so the last point updates only the anchor.
+        self.receivers = list(range(len(member_dims))) if receivers is None else list(receivers)
         # RMSNorm first: member residual streams differ in scale by orders of magnitude.
         self.norms = nn.ModuleList(nn.RMSNorm(d) for d in member_dims)
         self.down = nn.ModuleList(nn.Linear(d, fusion_dim, bias=False) for d in member_dims)
-        self.up = nn.ModuleList(nn.Linear(fusion_dim, d, bias=False) for d in member_dims)
-        self.gate = nn.Parameter(torch.zeros(len(member_dims)))
+        self.up = nn.ModuleList(nn.Linear(fusion_dim, member_dims[i], bias=False) for i in self.receivers)
+        self.gate = nn.Parameter(torch.zeros(len(self.receivers)))
 
     @property
     def num_members(self) -> int:
@@ -50,13 +59,16 @@ class FusionModule(nn.Module):
 
     def forward(
         self, states: list[torch.Tensor], valid: torch.Tensor, cache: dict[str, Any] | None = None
-    ) -> list[torch.Tensor]:
-        """states[i]: (B, T, D_i) in the anchor frame; returns updates[i]: (B, T, D_i)."""
+    ) -> list[torch.Tensor | None]:
+        """states[i]: (B, T, D_i) in the anchor frame; updates[i]: (B, T, D_i), None for non-receivers."""
         z = torch.stack([down(norm(h)) for h, norm, down in zip(states, self.norms, self.down, strict=True)], 1)
         z = z * valid.unsqueeze(-1).to(z.dtype)  # (B, M, T, F)
         mixed = self.mix(z, valid, cache)
         gates = torch.tanh(self.gate)
-        return [gates[i] * self.up[i](mixed[:, i if mixed.shape[1] > 1 else 0]) for i in range(self.num_members)]
+        updates: list[torch.Tensor | None] = [None] * self.num_members
+        for j, i in enumerate(self.receivers):
+            updates[i] = gates[j] * self.up[j](mixed[:, i if mixed.shape[1] > 1 else 0])
+        return updates
 
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:

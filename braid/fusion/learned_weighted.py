@@ -13,8 +13,8 @@ from braid.fusion.base import FusionModule, masked_softmax
 class LearnedWeightedFusion(FusionModule):
     name = "learned_weighted"
 
-    def __init__(self, member_dims: list[int], fusion_dim: int, params=None):
-        super().__init__(member_dims, fusion_dim, params)
+    def __init__(self, member_dims: list[int], fusion_dim: int, params=None, receivers=None):
+        super().__init__(member_dims, fusion_dim, params, receivers)
         self.weights = nn.Parameter(torch.zeros(len(member_dims)))
 
     def mix(self, z: torch.Tensor, valid: torch.Tensor, cache: dict[str, Any] | None) -> torch.Tensor:

@@ -18,8 +18,8 @@ class RouterFusion(FusionModule):
     name = "router"
     Params = RouterParams
 
-    def __init__(self, member_dims: list[int], fusion_dim: int, params: RouterParams | None = None):
-        super().__init__(member_dims, fusion_dim, params)
+    def __init__(self, member_dims: list[int], fusion_dim: int, params: RouterParams | None = None, receivers=None):
+        super().__init__(member_dims, fusion_dim, params, receivers)
         m = len(member_dims)
         self.router = nn.Linear(m * fusion_dim, m)
         # Start from a uniform gate so no member is preferred before training.

@@ -41,9 +41,16 @@ def test_untrained_braid_equals_a_non_first_anchor(trio, batch, strategy):
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
+def test_last_point_updates_only_the_anchor(trio, strategy):
+    braided = braid(trio, strategy, fusion_layers=[0, 1])
+    assert [m.receivers for m in braided.fusion_modules] == [[0, 1, 2], [0]]
+    assert len(braided.fusion_modules[1].up) == 1
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_fusion_changes_every_member_stream(trio, batch, strategy):
     ids, mask = batch
-    braided = braid(trio, strategy, fusion_layers=[0])
+    braided = braid(trio, strategy, fusion_layers=[0, 1])
     randomize_fusion(braided)
     with torch.no_grad():
         out = braided(ids, mask, output_hidden_states=True)
