@@ -146,9 +146,9 @@ def train_fusion(
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        history.train_loss.append(float(loss))
+        history.train_loss.append(loss.item())
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.3f}")
+        bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}")
         if held_out and ((step + 1) % config.eval_every == 0 or step + 1 == total):
             history.eval_steps.append(step + 1)
             history.eval_loss.append(evaluate(braided, held_out, config.batch_size, pad_id))

@@ -1,7 +1,7 @@
 """attention: causal cross-attention, CALM-style, from each member to the other members' sequences.
 
 Every query position of member i attends to every valid position of every other member at or before it,
-plus a null slot (zero logit, zero value) so a position may also attend to nothing. During generation the
+with a learned per-head bonus for the aligned position itself, plus a null slot (zero logit, zero value) so a position may also attend to nothing. During generation the
 keys and values of earlier positions live in the per-point cache.
 """
 
@@ -38,6 +38,9 @@ class AttentionFusion(FusionModule):
         self.q = nn.Linear(fusion_dim, fusion_dim, bias=False)
         self.kv = nn.Linear(fusion_dim, 2 * fusion_dim, bias=False)
         self.o = nn.Linear(fusion_dim, fusion_dim, bias=False)
+        # Keys carry no position: a learned per-head bonus, started in favour of the aligned position,
+        # lets heads find the current token (training may move it anywhere).
+        self.same_position = nn.Parameter(torch.full((self.params.num_heads,), 2.0))
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         b, m, t, f = x.shape
@@ -61,6 +64,8 @@ class AttentionFusion(FusionModule):
         s = k.shape[3]
         q = self._heads(self.q(z))  # (B, M, H, T, Dh)
         scores = torch.einsum("bihtd,bjhsd->bihtjs", q, k) / (f // self.params.num_heads) ** 0.5
+        here = torch.arange(s, device=z.device).view(1, s) == (past + torch.arange(t, device=z.device)).view(t, 1)
+        scores = scores + self.same_position.view(1, 1, -1, 1, 1, 1) * here.view(1, 1, 1, t, 1, s)
         allowed = self._allowed(valid_kv, m, t, s, past)  # (B, M, 1, T, M, S)
         flat = scores.masked_fill(~allowed, float("-inf")).flatten(-2)  # (B, M, H, T, M*S)
         null = flat.new_zeros(flat.shape[:-1] + (1,))  # the "attend to nothing" slot
