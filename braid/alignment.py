@@ -27,26 +27,34 @@ class Alignment:
     """Index maps for one chunk of a batch. ``None`` maps mean identity (shared tokenizer)."""
 
     to_anchor: list[torch.Tensor | None]  # per member: (B, T_anchor) indices into the member's positions
-    to_anchor_valid: list[torch.Tensor]  # per member: (B, T_anchor) bool
+    to_anchor_valid: list[torch.Tensor | None]  # per member: (B, T_anchor) bool, None = all valid
     from_anchor: list[torch.Tensor | None]  # per member: (B, T_member) indices into the anchor's positions
     from_anchor_valid: list[torch.Tensor | None]  # per member: (B, T_member) bool
 
     @classmethod
-    def identity(cls, attention_mask: torch.Tensor, num_members: int) -> Alignment:
-        valid = attention_mask.bool()
+    def identity(cls, attention_mask: torch.Tensor | None, num_members: int) -> Alignment:
+        """Shared tokenizer: position t is position t everywhere; padding (mask 0) is invalid for all."""
+        valid = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.bool()
         return cls([None] * num_members, [valid] * num_members, [None] * num_members, [None] * num_members)
 
     @property
-    def valid(self) -> torch.Tensor:
-        """(B, M, T_anchor): which member has a state at each anchor position."""
-        return torch.stack(self.to_anchor_valid, 1)
+    def valid(self) -> torch.Tensor | None:
+        """(B, M, T_anchor): which member has a state at each anchor position; None when all do."""
+        if all(v is None for v in self.to_anchor_valid):
+            return None
+        shape = next(v for v in self.to_anchor_valid if v is not None).shape
+        return torch.stack(
+            [torch.ones(shape, dtype=torch.bool) if v is None else v for v in self.to_anchor_valid], 1
+        )
 
     def gather_to_anchor(self, m: int, h: torch.Tensor) -> torch.Tensor:
         """(B, T_m, D) member states -> (B, T_anchor, D) in the anchor frame."""
         idx = self.to_anchor[m]
         if idx is None:
             return h
-        return _gather(h, idx.to(h.device)) * self.to_anchor_valid[m].to(h.device).unsqueeze(-1)
+        out = _gather(h, idx.to(h.device))
+        valid = self.to_anchor_valid[m]
+        return out if valid is None else out * valid.to(h.device).unsqueeze(-1)
 
     def scatter_from_anchor(self, m: int, u: torch.Tensor) -> torch.Tensor:
         """(B, T_anchor, D) updates -> (B, T_m, D) in member m's frame."""

@@ -67,7 +67,9 @@ class BraidedLLM(nn.Module):
             )
         self.config = config
         if models is None:
-            models = [ModelWrapper(m.model_name, m.quantization, m.dtype, m.device) for m in config.model_configs]
+            models = [
+                ModelWrapper(m.model_name, m.quantization, m.dtype, m.device) for m in config.model_configs
+            ]
         _check_models_match(config, models)
         self.models = nn.ModuleList(m.freeze() for m in models)
         self.lockstep = Lockstep(config.member_layers())
@@ -110,11 +112,11 @@ class BraidedLLM(nn.Module):
         output_hidden_states: bool = False,
     ) -> BraidOutput:
         """input_ids: (B, T) in the anchor's vocabulary. Returns anchor-vocabulary logits (B, T, V)."""
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         alignment = Alignment.identity(attention_mask, len(self.models))
-        outs = self.run_members([inputs] * len(self.models), alignment, output_hidden_states=output_hidden_states)
+        outs = self.run_members(
+            [inputs] * len(self.models), alignment, output_hidden_states=output_hidden_states
+        )
         logits = outs[self.config.anchor].logits
         loss = None if labels is None else causal_lm_loss(logits, labels)
         hidden = [o.hidden_states for o in outs] if output_hidden_states else None
@@ -160,7 +162,12 @@ class BraidedLLM(nn.Module):
         from braid.generation import SamplingParams, stream_text
 
         params = SamplingParams(
-            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k, stop=stop, seed=seed
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            stop=stop,
+            seed=seed,
         )
         pieces = stream_text(self, prompt, params)
         return pieces if stream else "".join(pieces)
@@ -228,7 +235,8 @@ class FusionStep:
     def __init__(self, modules: nn.ModuleList, alignment: Alignment, caches: list[dict[str, Any]] | None):
         self.modules, self.alignment, self.caches = modules, alignment, caches
         self.param = next(modules.parameters())
-        self.valid = alignment.valid.to(self.param.device)  # (B, M, T)
+        valid = alignment.valid  # (B, M, T), or None when all valid: strategies then skip masking
+        self.valid = None if valid is None else valid.to(self.param.device)
 
     def __call__(self, point: int, states: list[torch.Tensor]) -> list[torch.Tensor]:
         dev, dt = self.param.device, self.param.dtype

@@ -143,7 +143,9 @@ class BraidConfig(BaseModel):
             if len(layers) != len(points):
                 raise ValueError(f"layer_map[{m}] needs one layer per fusion point ({len(points)})")
             if any(not 0 <= k < depth for k in layers) or sorted(layers) != list(layers):
-                raise ValueError(f"layer_map[{m}]={layers} must be non-decreasing layer indices in 0..{depth - 1}")
+                raise ValueError(
+                    f"layer_map[{m}]={layers} must be non-decreasing layer indices in 0..{depth - 1}"
+                )
         return v
 
     @property
@@ -165,7 +167,9 @@ class BraidConfig(BaseModel):
             elif self.layer_map and m in self.layer_map:
                 plan.append(list(self.layer_map[m]))
             else:
-                plan.append([proportional_layer(k, anchor_depth, arch.num_layers) for k in self.fusion_layers])
+                plan.append(
+                    [proportional_layer(k, anchor_depth, arch.num_layers) for k in self.fusion_layers]
+                )
         return plan
 
     @classmethod

@@ -48,7 +48,7 @@ class BraidSession:
     def feed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Append anchor tokens (1, T); returns the anchor's next-token logits (1, V)."""
         n = len(self.braided.models)
-        alignment = Alignment.identity(torch.ones_like(input_ids), n)
+        alignment = Alignment.identity(None, n)
         outs = self.braided.run_members(
             [{"input_ids": input_ids}] * n, alignment, caches=self.caches, fusion_caches=self.fusion_caches
         )

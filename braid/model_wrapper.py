@@ -131,7 +131,11 @@ class ModelWrapper(nn.Module):
             return_offsets_mapping=True,
             add_special_tokens=add_special_tokens,
         )
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "offsets": enc["offset_mapping"]}
+        return {
+            "input_ids": enc["input_ids"],
+            "attention_mask": enc["attention_mask"],
+            "offsets": enc["offset_mapping"],
+        }
 
     def decode(self, ids: torch.Tensor | list[int], skip_special_tokens: bool = True) -> str:
         ids = ids.tolist() if isinstance(ids, torch.Tensor) else ids
@@ -176,7 +180,9 @@ class ModelWrapper(nn.Module):
 
         The hooks run before HF's own output capture, so ``hidden_states`` shows the edited streams.
         """
-        handles = [self.layers[k].register_forward_hook(_edit_output(fn), prepend=True) for k, fn in fns.items()]
+        handles = [
+            self.layers[k].register_forward_hook(_edit_output(fn), prepend=True) for k, fn in fns.items()
+        ]
         try:
             yield
         finally:

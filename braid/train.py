@@ -63,7 +63,9 @@ def tokenize_dataset(braided: BraidedLLM, dataset: Sequence[Any], max_length: in
             ids = list(item["input_ids"])[:max_length]
             labels = list(item.get("labels", ids))[:max_length]
         else:
-            raise TypeError(f"dataset[{i}] must be a str or a dict with 'input_ids', not {type(item).__name__}")
+            raise TypeError(
+                f"dataset[{i}] must be a str or a dict with 'input_ids', not {type(item).__name__}"
+            )
         if len(ids) >= 2:
             examples.append((list(ids), labels))
     if not examples:

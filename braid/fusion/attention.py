@@ -31,7 +31,9 @@ class AttentionFusion(FusionModule):
     name = "attention"
     Params = AttentionParams
 
-    def __init__(self, member_dims: list[int], fusion_dim: int, params: AttentionParams | None = None, receivers=None):
+    def __init__(
+        self, member_dims: list[int], fusion_dim: int, params: AttentionParams | None = None, receivers=None
+    ):
         super().__init__(member_dims, fusion_dim, params, receivers)
         if fusion_dim % self.params.num_heads:
             raise ValueError(f"fusion_dim={fusion_dim} is not divisible by num_heads={self.params.num_heads}")
@@ -47,39 +49,49 @@ class AttentionFusion(FusionModule):
         h = self.params.num_heads
         return x.view(b, m, t, h, f // h).transpose(2, 3)  # (B, M, H, T, Dh)
 
-    def mix(self, z: torch.Tensor, valid: torch.Tensor, cache: dict[str, Any] | None) -> torch.Tensor:
+    def mix(self, z: torch.Tensor, valid: torch.Tensor | None, cache: dict[str, Any] | None) -> torch.Tensor:
         b, m, t, f = z.shape
+        q = self._heads(self.q(z))  # (B, M, H, T, Dh)
         k, v = (self._heads(x) for x in self.kv(z).chunk(2, dim=-1))  # (B, M, H, T, Dh) each
+        dense = valid is None
+        valid_kv = valid if valid is not None else torch.ones(b, m, t, dtype=torch.bool, device=z.device)
         past = 0
         if cache is not None:
             if "k" in cache:
                 past = cache["k"].shape[3]
                 k, v = torch.cat([cache["k"], k], 3), torch.cat([cache["v"], v], 3)
-                valid_kv = torch.cat([cache["valid"], valid], 2)
-            else:
-                valid_kv = valid
-            cache.update(k=k, v=v, valid=valid_kv)
-        else:
-            valid_kv = valid
+                valid_kv = torch.cat([cache["valid"], valid_kv], 2)
+                dense = dense and cache["dense"]
+            cache.update(k=k, v=v, valid=valid_kv, dense=dense)
         s = k.shape[3]
-        q = self._heads(self.q(z))  # (B, M, H, T, Dh)
         scores = torch.einsum("bihtd,bjhsd->bihtjs", q, k) / (f // self.params.num_heads) ** 0.5
-        here = torch.arange(s, device=z.device).view(1, s) == (past + torch.arange(t, device=z.device)).view(t, 1)
-        scores = scores + self.same_position.view(1, 1, -1, 1, 1, 1) * here.view(1, 1, 1, t, 1, s)
-        allowed = self._allowed(valid_kv, m, t, s, past)  # (B, M, 1, T, M, S)
-        flat = scores.masked_fill(~allowed, float("-inf")).flatten(-2)  # (B, M, H, T, M*S)
+        scores = self._add_same_position(scores, t, s, past)
+        flat = scores.masked_fill(~self._allowed(valid_kv, dense, m, t, s, past), float("-inf")).flatten(-2)
         null = flat.new_zeros(flat.shape[:-1] + (1,))  # the "attend to nothing" slot
         probs = torch.softmax(torch.cat([flat, null], -1), -1)[..., :-1].unflatten(-1, (m, s))
         out = torch.einsum("bihtjs,bjhsd->bihtd", probs, v)  # (B, M, H, T, Dh)
         return self.o(out.transpose(2, 3).reshape(b, m, t, f))
 
+    def _add_same_position(self, scores: torch.Tensor, t: int, s: int, past: int) -> torch.Tensor:
+        """Add the per-head bonus where key position == query position. scores: (B, M, H, T, M, S)."""
+        bonus = self.same_position.view(1, 1, -1, 1, 1)
+        if t == 1:  # decoding: the query is the newest key position
+            return torch.cat([scores[..., :-1], scores[..., -1:] + bonus.unsqueeze(-1)], -1)
+        here = torch.arange(s, device=scores.device).view(1, s) == (
+            past + torch.arange(t, device=scores.device)
+        ).view(t, 1)
+        return scores + bonus.unsqueeze(-1) * here.view(1, 1, 1, t, 1, s)
+
     @staticmethod
-    def _allowed(valid_kv: torch.Tensor, m: int, t: int, s: int, past: int) -> torch.Tensor:
+    def _allowed(valid_kv: torch.Tensor, dense: bool, m: int, t: int, s: int, past: int) -> torch.Tensor:
+        """(B|1, M, 1, T|1, M, S|1) bool: other members only, at or before the query, where valid."""
         dev = valid_kv.device
-        causal = torch.arange(s, device=dev).view(1, s) <= (past + torch.arange(t, device=dev)).view(t, 1)
-        other = ~torch.eye(m, dtype=torch.bool, device=dev)  # (M_query, M_key): never attend to oneself
-        return (
-            other.view(1, m, 1, 1, m, 1)
-            & causal.view(1, 1, 1, t, 1, s)
-            & valid_kv.view(valid_kv.shape[0], 1, 1, 1, m, s)
-        )
+        allowed = ~torch.eye(m, dtype=torch.bool, device=dev).view(
+            1, m, 1, 1, m, 1
+        )  # never attend to oneself
+        if t > 1:  # a single new token may see every cached position
+            causal = torch.arange(s, device=dev).view(1, s) <= (past + torch.arange(t, device=dev)).view(t, 1)
+            allowed = allowed & causal.view(1, 1, 1, t, 1, s)
+        if not dense:
+            allowed = allowed & valid_kv.view(valid_kv.shape[0], 1, 1, 1, m, s)
+        return allowed

@@ -50,19 +50,26 @@ class FusionModule(nn.Module):
     def num_members(self) -> int:
         return len(self.member_dims)
 
-    def mix(self, z: torch.Tensor, valid: torch.Tensor, cache: dict[str, Any] | None) -> torch.Tensor:
-        """z: (B, M, T, F) projected states (zero where invalid); valid: (B, M, T) bool.
+    def mix(self, z: torch.Tensor, valid: torch.Tensor | None, cache: dict[str, Any] | None) -> torch.Tensor:
+        """z: (B, M, T, F) projected states (zero where invalid); valid: (B, M, T) bool, None if all valid.
 
         Returns (B, M, T, F), one mixed state per receiving member, or (B, 1, T, F) shared by all.
         """
         raise NotImplementedError
 
     def forward(
-        self, states: list[torch.Tensor], valid: torch.Tensor, cache: dict[str, Any] | None = None
+        self,
+        states: list[torch.Tensor],
+        valid: torch.Tensor | None = None,
+        cache: dict[str, Any] | None = None,
     ) -> list[torch.Tensor | None]:
-        """states[i]: (B, T, D_i) in the anchor frame; updates[i]: (B, T, D_i), None for non-receivers."""
-        z = torch.stack([down(norm(h)) for h, norm, down in zip(states, self.norms, self.down, strict=True)], 1)
-        z = z * valid.unsqueeze(-1).to(z.dtype)  # (B, M, T, F)
+        """states[i]: (B, T, D_i) in the anchor frame; valid: (B, M, T) bool, None when every member has a
+        state at every position. Returns updates[i]: (B, T, D_i), None for non-receivers."""
+        z = torch.stack(
+            [down(norm(h)) for h, norm, down in zip(states, self.norms, self.down, strict=True)], 1
+        )
+        if valid is not None:
+            z = z * valid.unsqueeze(-1).to(z.dtype)  # (B, M, T, F)
         mixed = self.mix(z, valid, cache)
         gates = torch.tanh(self.gate)
         updates: list[torch.Tensor | None] = [None] * self.num_members
@@ -71,8 +78,10 @@ class FusionModule(nn.Module):
         return updates
 
 
-def masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
-    """Softmax over entries where mask is True; all-masked slices give zeros instead of NaN."""
+def masked_softmax(logits: torch.Tensor, mask: torch.Tensor | None, dim: int) -> torch.Tensor:
+    """Softmax over entries where mask is True (all when None); all-masked slices give zeros, not NaN."""
+    if mask is None:
+        return torch.softmax(logits, dim=dim)
     logits = logits.masked_fill(~mask, float("-inf"))
     probs = torch.softmax(logits, dim=dim)
     return torch.nan_to_num(probs, nan=0.0)

@@ -17,7 +17,9 @@ class LearnedWeightedFusion(FusionModule):
         super().__init__(member_dims, fusion_dim, params, receivers)
         self.weights = nn.Parameter(torch.zeros(len(member_dims)))
 
-    def mix(self, z: torch.Tensor, valid: torch.Tensor, cache: dict[str, Any] | None) -> torch.Tensor:
-        logits = self.weights.view(1, -1, 1).expand_as(valid)  # (B, M, T)
-        w = masked_softmax(logits, valid, dim=1)  # renormalised over the members present at each position
-        return (w.unsqueeze(-1) * z).sum(1, keepdim=True)  # (B, 1, T, F)
+    def mix(self, z: torch.Tensor, valid: torch.Tensor | None, cache: dict[str, Any] | None) -> torch.Tensor:
+        if valid is None:
+            w = torch.softmax(self.weights, 0).view(1, -1, 1, 1)  # (1, M, 1, 1)
+        else:  # renormalised over the members present at each position
+            w = masked_softmax(self.weights.view(1, -1, 1).expand_as(valid), valid, dim=1).unsqueeze(-1)
+        return (w * z).sum(1, keepdim=True)  # (B, 1, T, F)

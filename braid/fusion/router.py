@@ -18,7 +18,9 @@ class RouterFusion(FusionModule):
     name = "router"
     Params = RouterParams
 
-    def __init__(self, member_dims: list[int], fusion_dim: int, params: RouterParams | None = None, receivers=None):
+    def __init__(
+        self, member_dims: list[int], fusion_dim: int, params: RouterParams | None = None, receivers=None
+    ):
         super().__init__(member_dims, fusion_dim, params, receivers)
         m = len(member_dims)
         self.router = nn.Linear(m * fusion_dim, m)
@@ -26,7 +28,7 @@ class RouterFusion(FusionModule):
         nn.init.zeros_(self.router.weight)
         nn.init.zeros_(self.router.bias)
 
-    def mix(self, z: torch.Tensor, valid: torch.Tensor, cache: dict[str, Any] | None) -> torch.Tensor:
+    def mix(self, z: torch.Tensor, valid: torch.Tensor | None, cache: dict[str, Any] | None) -> torch.Tensor:
         b, m, t, f = z.shape
         tokens = z.permute(0, 2, 1, 3).reshape(b, t, m * f)  # (B, T, M*F)
         logits = self.router(tokens).transpose(1, 2) / self.params.temperature  # (B, M, T)

@@ -7,7 +7,9 @@ from typing import Any
 FAMILIES = ("llama", "mistral", "qwen2", "phi3", "gpt2")
 
 
-def tiny_config(family: str, vocab_size: int, hidden: int = 64, layers: int = 2, heads: int = 4, **extra: Any):
+def tiny_config(
+    family: str, vocab_size: int, hidden: int = 64, layers: int = 2, heads: int = 4, **extra: Any
+):
     """A small config of ``family``; dropout off so a frozen member is deterministic."""
     import transformers as tf
 

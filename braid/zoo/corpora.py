@@ -39,7 +39,8 @@ class FactsDomain:
         """Same format and keys, fresh random values: teaches the format without the facts."""
         rng = random.Random(seed)
         return [
-            " ".join(f"{k}={random_word(rng)}." for k, _ in rng.sample(self.facts, per_text)) for _ in range(count)
+            " ".join(f"{k}={random_word(rng)}." for k, _ in rng.sample(self.facts, per_text))
+            for _ in range(count)
         ]
 
 
@@ -49,7 +50,10 @@ def value_labelled(tokenizer, texts: list[str]) -> list[dict[str, list[int]]]:
     for text in texts:
         enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
         inside = _value_spans(text)
-        labels = [tok if any(a <= s < b for a, b in inside) else -100 for tok, (s, _) in zip(enc["input_ids"], enc["offset_mapping"], strict=True)]
+        labels = [
+            tok if any(a <= s < b for a, b in inside) else -100
+            for tok, (s, _) in zip(enc["input_ids"], enc["offset_mapping"], strict=True)
+        ]
         out.append({"input_ids": enc["input_ids"], "labels": labels})
     return out
 
@@ -63,3 +67,24 @@ def _value_spans(text: str) -> list[tuple[int, int]]:
             spans.append((start, i + 1))
             start = None
     return spans
+
+
+PROSE_MODULES = ("json", "os", "re", "collections", "functools", "itertools", "pathlib", "textwrap", "string")
+
+
+def stdlib_prose(min_words: int = 6) -> list[str]:
+    """English sentences from the docstrings of a fixed set of standard-library modules (offline, stable)."""
+    import importlib
+    import inspect
+
+    lines: list[str] = []
+    for name in PROSE_MODULES:
+        module = importlib.import_module(name)
+        for _, obj in sorted(vars(module).items()):
+            doc = inspect.getdoc(obj) if (inspect.isfunction(obj) or inspect.isclass(obj)) else None
+            for para in (doc or "").split("\n\n"):
+                text = " ".join(para.split())
+                letters = sum(c.isalpha() or c == " " for c in text)
+                if len(text.split()) >= min_words and text.isascii() and letters >= 0.85 * len(text):
+                    lines.append(text)
+    return sorted(set(lines))

@@ -94,3 +94,17 @@ def test_only_fusion_parameters_are_trainable(trio):
     assert braided.num_fusion_parameters() == sum(p.numel() for p in braided.fusion_modules.parameters())
     braided.train()
     assert all(not m.training for m in braided.models)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_right_padding_does_not_leak_into_real_positions(trio, tokenizer, strategy):
+    braided = braid(trio, strategy, fusion_layers=[0, 1])
+    randomize_fusion(braided, seed=7)
+    enc = tokenizer(
+        ["models exchange hidden states at chosen layers", "a fox"], return_tensors="pt", padding=True
+    )
+    alone = tokenizer(["a fox"], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        batched = braided(enc["input_ids"], enc["attention_mask"]).logits
+        single = braided(alone).logits
+    assert torch.allclose(batched[1, : alone.shape[1]], single[0], atol=1e-5)

@@ -39,7 +39,11 @@ def test_generate_text_and_stream_agree(fused_trio):
 
 @pytest.mark.parametrize(
     ("stop", "expected"),
-    [([], "the braid reads the text, then writes"), (["the text"], "the braid reads "), (["s", "x"], "the braid read")],
+    [
+        ([], "the braid reads the text, then writes"),
+        (["the text"], "the braid reads "),
+        (["s", "x"], "the braid read"),
+    ],
 )
 def test_text_pieces_cut_at_the_first_stop_string(tokenizer, stop, expected):
     text = "the braid reads the text, then writes"

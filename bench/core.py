@@ -1,0 +1,120 @@
+"""Decode time per generated token: the in-process braid vs the sum of its members' own decode times.
+
+Same prompt, same tokens, same process. Members alone run ModelWrapper.forward with a KV cache, one token
+at a time; the braid runs BraidSession.feed. Each token is timed on both sides in turn, so machine drift
+hits both alike. Target: braid / sum(members) <= 1.15.
+
+    python bench/core.py [--tokens 48] [--repeats 5] [--smoke-test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.report import markdown_table, write_section  # noqa: E402
+from braid import BraidedLLM, ModelWrapper  # noqa: E402
+from braid.config import default_fusion_layers  # noqa: E402
+from braid.generation import BraidSession  # noqa: E402
+from braid.zoo import build_model, train_tokenizer  # noqa: E402
+from braid.zoo.corpora import stdlib_prose  # noqa: E402
+
+FAMILIES = ("llama", "qwen2", "gpt2")
+SIZES = {"small": (256, 4), "medium": (768, 6)}  # hidden, layers of every member
+PROMPT = "The braid reads the text and every member keeps its own cache while new tokens are generated."
+
+
+def build_members(root: Path, hidden: int, layers: int) -> list[str]:
+    tok = train_tokenizer(stdlib_prose(), vocab_size=1024)
+    paths = []
+    for i, family in enumerate(FAMILIES):
+        path = root / f"{family}-{hidden}x{layers}"
+        build_model(family, len(tok), seed=i, hidden=hidden, layers=layers).save_pretrained(path)
+        tok.save_pretrained(path)
+        paths.append(str(path))
+    return paths
+
+
+@torch.no_grad()
+def decode_pair_s(braided: BraidedLLM, prompt_ids: torch.Tensor, tokens: list[int]) -> tuple[float, float]:
+    """Seconds per token for the members alone (summed) and for the braid, timed token by token in turn."""
+    members = list(braided.models)
+    caches = [m.new_cache() for m in members]
+    for m, cache in zip(members, caches, strict=True):
+        m.forward(input_ids=prompt_ids, past_key_values=cache, use_cache=True, output_hidden_states=False)
+    session = BraidSession(braided)
+    session.feed(prompt_ids)
+    alone = braid = 0.0
+    for t in tokens:
+        ids = torch.tensor([[t]])
+        start = time.perf_counter()
+        for m, cache in zip(members, caches, strict=True):
+            m.forward(input_ids=ids, past_key_values=cache, use_cache=True, output_hidden_states=False)
+        middle = time.perf_counter()
+        session.feed(ids)
+        braid += time.perf_counter() - middle
+        alone += middle - start
+    return alone / len(tokens), braid / len(tokens)
+
+
+def measure(paths: list[str], strategy: str, points: int, tokens: int, repeats: int) -> tuple[float, float]:
+    members = [ModelWrapper(p) for p in paths]
+    layers = default_fusion_layers(members[0].num_layers, points)
+    braided = BraidedLLM(
+        model_configs=paths, fusion_strategy=strategy, fusion_layers=layers, fusion_dim=128, models=members
+    )
+    prompt_ids = members[0].encode(PROMPT)["input_ids"]
+    stream = torch.randint(
+        10, members[0].vocab_size, (tokens,), generator=torch.Generator().manual_seed(0)
+    ).tolist()
+    runs = [decode_pair_s(braided, prompt_ids, stream) for _ in range(repeats)]
+    return statistics.median(a for a, _ in runs), statistics.median(b for _, b in runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tokens", type=int, default=24)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--smoke-test", action="store_true", help="tiny run, no BENCHMARKS.md update")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    tokens, repeats = (4, 1) if args.smoke_test else (args.tokens, args.repeats)
+    sizes = {"pico": (64, 4)} if args.smoke_test else SIZES
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size, (hidden, layers) in sizes.items():
+            paths = build_members(Path(tmp), hidden, layers)
+            for n in (2, 3):
+                for strategy in ("learned_weighted", "attention", "router"):
+                    for points in (1, 2, 4):
+                        alone, braid = measure(paths[:n], strategy, points, tokens, repeats)
+                        rows.append([
+                            f"{size} ({hidden}x{layers})", str(n), strategy, str(points), f"{alone * 1e3:.2f}",
+                            f"{braid * 1e3:.2f}", f"{(braid - alone) * 1e3:.2f}", f"{braid / alone:.3f}",
+                        ])  # fmt: skip
+                        print(" | ".join(rows[-1]), flush=True)
+    header = ["members", "n", "strategy", "fusion points", "sum of members ms/token", "braid ms/token",
+              "overhead ms/token", "ratio"]  # fmt: skip
+    table = markdown_table(header, rows)
+    print(table)
+    if not args.smoke_test:
+        body = (
+            f"Members: {', '.join(FAMILIES)} (the first n), every one of the size shown (hidden x layers), "
+            f"vocab 1024, fusion_dim 128, {tokens} decode tokens after a {len(PROMPT)}-character prompt; each "
+            f"token is timed on both sides in turn, median of {repeats} repeats, 1 torch thread. "
+            "Target: ratio <= 1.15.\n\n" + table
+        )
+        write_section("core", "Braid decode overhead (bench/core.py)", "python bench/core.py", body)
+
+
+if __name__ == "__main__":
+    main()

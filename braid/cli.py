@@ -1,0 +1,155 @@
+"""The ``braid`` command line: train, generate, inspect, demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from rich.console import Console
+from rich.table import Table
+
+from braid.config import BraidConfig
+from braid.train import TrainConfig
+
+app = typer.Typer(help="Braid frozen causal LMs through small trained fusion modules.", no_args_is_help=True)
+console = Console()
+
+
+class DataConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    train: Path
+    eval: Path | None = None
+
+
+class TrainJob(BaseModel):
+    """``braid train`` YAML: sections braid / train / data / output_dir.
+
+    The seed's flat fusion_config.yaml style also works: top-level keys of BraidConfig or TrainConfig are
+    moved into their section.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    braid: BraidConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    data: DataConfig
+    output_dir: Path = Path("runs/braid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        for section, model in (("braid", BraidConfig), ("train", TrainConfig)):
+            moved = {
+                k: raw.pop(k) for k in list(raw) if k in model.model_fields and k not in cls.model_fields
+            }
+            if moved:
+                raw[section] = {**moved, **dict(raw.get(section) or {})}
+        return raw
+
+
+def read_examples(path: Path) -> list[Any]:
+    """.txt: one example per non-empty line; .jsonl: {"text": ...} or {"input_ids": [...], "labels": [...]}."""
+    if not path.is_file():
+        raise typer.BadParameter(f"data file {path} does not exist")
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    if path.suffix == ".jsonl":
+        rows = [json.loads(line) for line in lines]
+        return [r.get("text", r) for r in rows]
+    return lines
+
+
+def load_job(path: Path) -> TrainJob:
+    try:
+        return TrainJob.model_validate(yaml.safe_load(path.read_text()))
+    except ValidationError as e:
+        console.print(f"[red]invalid config {path}[/red]\n{e}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def train(config: Path = typer.Argument(..., exists=True, dir_okay=False, help="train YAML")) -> None:
+    """Train a braid's fusion modules (bases frozen) and save it with save_pretrained."""
+    from braid.braided import BraidedLLM
+    from braid.train import train_fusion
+
+    job = load_job(config)
+    train_data = read_examples(job.data.train)
+    eval_data = read_examples(job.data.eval) if job.data.eval else None
+    braided = BraidedLLM(config=job.braid)
+    console.print(
+        f"{braided.num_fusion_parameters():,} fusion parameters; {len(train_data)} training examples"
+    )
+    history = train_fusion(braided, train_data, job.train, eval_dataset=eval_data)
+    braided.save_pretrained(job.output_dir)
+    (job.output_dir / "history.json").write_text(json.dumps(history.__dict__, indent=1))
+    table = Table(title=f"saved to {job.output_dir}")
+    table.add_column("step", justify="right")
+    table.add_column("train loss", justify="right")
+    table.add_column("eval loss", justify="right")
+    for step, loss in zip(history.eval_steps, history.eval_loss, strict=True):
+        table.add_row(str(step), f"{history.train_loss[step - 1]:.4f}", f"{loss:.4f}")
+    if not history.eval_steps:
+        table.add_row(str(len(history.train_loss)), f"{history.train_loss[-1]:.4f}", "-")
+    console.print(table)
+
+
+@app.command()
+def generate(
+    braid_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="a save_pretrained directory"),
+    prompt: str = typer.Argument(...),
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    stop: list[str] = typer.Option(None, "--stop"),
+) -> None:
+    """Stream a continuation of PROMPT from a saved braid."""
+    from braid.braided import BraidedLLM
+
+    braided = BraidedLLM.from_pretrained(braid_dir)
+    pieces = braided.generate(
+        prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, stop=stop, stream=True
+    )
+    for piece in pieces:
+        console.print(piece, end="", soft_wrap=True)
+    console.print()
+
+
+@app.command()
+def info(
+    config: Path = typer.Argument(..., exists=True, help="braid YAML, or a save_pretrained directory"),
+) -> None:
+    """Show a braid's members, fusion plan and sizes (reads configs only, no weights)."""
+    if config.is_dir():
+        cfg = BraidConfig.model_validate_json((config / "braid_config.json").read_text())
+    else:
+        cfg = BraidConfig.from_yaml(config)
+    table = Table(title=f"{cfg.fusion_strategy} braid, fusion_dim {cfg.fusion_dim}")
+    for col in ("#", "model", "role", "type", "layers", "hidden", "fusion at blocks"):
+        table.add_column(col)
+    for i, (m, arch, layers) in enumerate(
+        zip(cfg.model_configs, cfg.archs, cfg.member_layers(), strict=True)
+    ):
+        mark = " (anchor)" if i == cfg.anchor else ""
+        table.add_row(
+            str(i), m.model_name + mark, m.role or "", arch.model_type, str(arch.num_layers),
+            str(arch.hidden_size), ", ".join(map(str, layers)),
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def demo(steps: int = 200, strategy: str = "attention") -> None:
+    """Train two small models here, braid them, train the fusion briefly and generate."""
+    from braid.demo import main
+
+    main(steps=steps, strategy=strategy)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,48 @@
+import json
+
+import yaml
+from typer.testing import CliRunner
+
+from braid import BraidedLLM
+from braid.cli import app
+
+runner = CliRunner()
+
+
+def test_train_with_the_seeds_flat_config_then_generate_and_info(trio, tmp_path):
+    (tmp_path / "train.txt").write_text("\n".join(["the braid reads the text", "a quick brown fox"] * 8))
+    config = {  # the seed's fusion_config.yaml keys, plus members and data
+        "batch_size": 4,
+        "learning_rate": 5e-3,
+        "num_epochs": 2,
+        "fusion_strategy": "learned_weighted",
+        "fusion_layers": [0, 1],
+        "fusion_dim": 32,
+        "model_configs": [{"model_name": trio[0], "role": "reasoning"}, {"model_name": trio[1]}],
+        "data": {"train": str(tmp_path / "train.txt")},
+        "output_dir": str(tmp_path / "out"),
+        "progress": False,
+    }
+    (tmp_path / "fusion_config.yaml").write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, ["train", str(tmp_path / "fusion_config.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "eval loss" in result.output
+    history = json.loads((tmp_path / "out" / "history.json").read_text())
+    assert len(history["train_loss"]) == 2 * 4  # 16 lines, 10% held out -> 15 -> 4 batches x 2 epochs
+    braided = BraidedLLM.from_pretrained(tmp_path / "out")
+    assert braided.config.fusion_layers == [0, 1]
+
+    gen = runner.invoke(app, ["generate", str(tmp_path / "out"), "the braid", "--max-new-tokens", "5"])
+    assert gen.exit_code == 0, gen.output
+    assert gen.stdout.rstrip("\n") == braided.generate("the braid", max_new_tokens=5)
+    shown = runner.invoke(app, ["info", str(tmp_path / "out")])
+    assert shown.exit_code == 0 and "(anchor)" in shown.output and "reasoning" in shown.output
+
+
+def test_bad_train_config_names_the_field(trio, tmp_path):
+    (tmp_path / "bad.yaml").write_text(
+        yaml.safe_dump({"model_configs": trio[:2], "fusion_strategy": "mean", "data": {"train": "x.txt"}})
+    )
+    result = runner.invoke(app, ["train", str(tmp_path / "bad.yaml")])
+    assert result.exit_code == 2
+    assert "fusion_strategy" in result.output and "learned_weighted" in result.output
