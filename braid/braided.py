@@ -25,6 +25,7 @@ from braid.config import BraidConfig, MemberConfig
 from braid.fusion import get_strategy
 from braid.lockstep import Lockstep
 from braid.model_wrapper import ModelWrapper
+from braid.views import batch_views
 
 FUSION_FILE = "fusion.safetensors"
 CONFIG_FILE = "braid_config.json"
@@ -50,6 +51,7 @@ class BraidedLLM(nn.Module):
         fusion_dim: int = 256,
         strategy_params: dict[str, Any] | None = None,
         layer_map: dict[int, list[int]] | None = None,
+        alignment: str = "auto",
         *,
         config: BraidConfig | None = None,
         models: list[ModelWrapper] | None = None,
@@ -64,6 +66,7 @@ class BraidedLLM(nn.Module):
                 fusion_dim=fusion_dim,
                 strategy_params=strategy_params or {},
                 layer_map=layer_map,
+                alignment=alignment,
             )
         self.config = config
         if models is None:
@@ -80,7 +83,15 @@ class BraidedLLM(nn.Module):
             strategy(dims, config.fusion_dim, config.strategy_config, [config.anchor] if p == last else None)
             for p in range(last + 1)
         ).to(self.anchor_model.device)
-        _require_shared_tokenizer(models, config.anchor)
+        # Members that read the text through their own tokenizer; the rest share the anchor's ids.
+        anchor_tok = models[config.anchor].tokenizer
+        self.cross_members = {
+            m
+            for m, model in enumerate(models)
+            if m != config.anchor
+            and (config.alignment == "general" or not same_tokenizer(model.tokenizer, anchor_tok))
+        }
+        self.use_offsets: bool | None = None  # None: the tokenizer's offsets where it has them
 
     # -- structure ----------------------------------------------------------------------------------------
     @property
@@ -111,12 +122,12 @@ class BraidedLLM(nn.Module):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool = False,
     ) -> BraidOutput:
-        """input_ids: (B, T) in the anchor's vocabulary. Returns anchor-vocabulary logits (B, T, V)."""
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        alignment = Alignment.identity(attention_mask, len(self.models))
-        outs = self.run_members(
-            [inputs] * len(self.models), alignment, output_hidden_states=output_hidden_states
-        )
+        """input_ids: (B, T) right-padded, in the anchor's vocabulary. Returns anchor-vocabulary logits (B, T, V).
+
+        Members with other tokenizers read the anchor's decoded text through their own tokenizers.
+        """
+        inputs, alignment, _ = batch_views(self, input_ids, attention_mask)
+        outs = self.run_members(inputs, alignment, output_hidden_states=output_hidden_states)
         logits = outs[self.config.anchor].logits
         loss = None if labels is None else causal_lm_loss(logits, labels)
         hidden = [o.hidden_states for o in outs] if output_hidden_states else None
@@ -124,16 +135,22 @@ class BraidedLLM(nn.Module):
 
     def run_members(
         self,
-        inputs: list[dict[str, torch.Tensor]],
+        inputs: list[dict[str, torch.Tensor] | None],
         alignment: Alignment,
         caches: list[Any] | None = None,
         fusion_caches: list[dict[str, Any]] | None = None,
         output_hidden_states: bool = False,
+        history: FusionHistory | None = None,
     ) -> list[Any]:
-        """One braided pass: each member's HF forward on its own inputs, fused at every point."""
-        fuse = FusionStep(self.fusion_modules, alignment, fusion_caches)
+        """One braided pass: each member's HF forward on its own inputs, fused at every point.
+
+        ``inputs[m] = None`` leaves member m out of this pass (it has no new tokens).
+        """
+        fuse = FusionStep(self.fusion_modules, alignment, fusion_caches, history)
         calls = [
-            functools.partial(
+            None
+            if inputs[m] is None
+            else functools.partial(
                 member.forward,
                 **inputs[m],
                 past_key_values=None if caches is None else caches[m],
@@ -144,7 +161,8 @@ class BraidedLLM(nn.Module):
         ]
         with contextlib.ExitStack() as stack:
             for m, member in enumerate(self.models):
-                stack.enter_context(member.inject(self.lockstep.hooks(m)))
+                if calls[m] is not None:
+                    stack.enter_context(member.inject(self.lockstep.hooks(m)))
             return self.lockstep.run(calls, fuse)
 
     def generate(
@@ -229,24 +247,75 @@ class BraidedLLM(nn.Module):
         return braided
 
 
+class FusionHistory:
+    """What incremental generation keeps per fusion point for members that read through their own tokenizer:
+    their past states (an anchor position may align to an earlier member token) and the past anchor-frame
+    updates (a re-tokenized member token may receive from an earlier anchor position)."""
+
+    def __init__(self, members: set[int]):
+        self.members = members
+        self._states: dict[tuple[int, int], torch.Tensor] = {}  # (point, member) -> (B, L_m, D_m)
+        self._updates: dict[tuple[int, int], torch.Tensor] = {}  # (point, member) -> (B, T_anchor, D_m)
+
+    def states(self, point: int, m: int, new: torch.Tensor | None) -> torch.Tensor:
+        return _extend(self._states, (point, m), new)
+
+    def updates(self, point: int, m: int, new: torch.Tensor) -> torch.Tensor:
+        return _extend(self._updates, (point, m), new)
+
+    def crop(self, m: int, length: int) -> None:
+        """Forget member m's states from token ``length`` on (its KV cache was cropped alike)."""
+        for key, value in self._states.items():
+            if key[1] == m:
+                self._states[key] = value[:, :length]
+
+
+def _extend(store: dict, key: tuple[int, int], new: torch.Tensor | None) -> torch.Tensor:
+    past = store.get(key)
+    full = new if past is None else past if new is None else torch.cat([past, new], 1)
+    store[key] = full
+    return full
+
+
 class FusionStep:
     """The fusion callback for one braided pass: align to the anchor frame, mix, map the updates back."""
 
-    def __init__(self, modules: nn.ModuleList, alignment: Alignment, caches: list[dict[str, Any]] | None):
+    def __init__(
+        self,
+        modules: nn.ModuleList,
+        alignment: Alignment,
+        caches: list[dict[str, Any]] | None,
+        history: FusionHistory | None = None,
+    ):
         self.modules, self.alignment, self.caches = modules, alignment, caches
+        self.history = history
         self.param = next(modules.parameters())
         valid = alignment.valid  # (B, M, T), or None when all valid: strategies then skip masking
         self.valid = None if valid is None else valid.to(self.param.device)
 
-    def __call__(self, point: int, states: list[torch.Tensor]) -> list[torch.Tensor]:
+    def __call__(self, point: int, states: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
         dev, dt = self.param.device, self.param.dtype
-        aligned = [self.alignment.gather_to_anchor(m, h.to(dev, dt)) for m, h in enumerate(states)]
+        tracked = self.history.members if self.history is not None else set()
+        full = [None if h is None else h.to(dev, dt) for h in states]
+        full = [self.history.states(point, m, h) if m in tracked else h for m, h in enumerate(full)]
+        aligned = [None if h is None else self.alignment.gather_to_anchor(m, h) for m, h in enumerate(full)]
+        frame = next(a for a in aligned if a is not None).shape[:2]  # (B, T_anchor): the anchor always runs
+        dims = self.modules[point].member_dims
+        aligned = [
+            torch.zeros(*frame, dims[m], device=dev, dtype=dt) if a is None else a
+            for m, a in enumerate(aligned)
+        ]
         cache = None if self.caches is None else self.caches[point]
         updates = self.modules[point](aligned, self.valid, cache)
-        return [
-            None if u is None else self.alignment.scatter_from_anchor(m, u).to(h.device, h.dtype)
-            for m, (u, h) in enumerate(zip(updates, states, strict=True))
-        ]
+        out: list[torch.Tensor | None] = []
+        for m, (u, h) in enumerate(zip(updates, states, strict=True)):
+            if u is not None and m in tracked:
+                u = self.history.updates(point, m, u)
+            if u is None or h is None:
+                out.append(None)
+            else:
+                out.append(self.alignment.scatter_from_anchor(m, u).to(h.device, h.dtype))
+        return out
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -274,12 +343,3 @@ def same_tokenizer(a: Any, b: Any) -> bool:
     if backend_a is not None and backend_b is not None:
         return backend_a.to_str() == backend_b.to_str()
     return type(a) is type(b) and a.get_vocab() == b.get_vocab()
-
-
-def _require_shared_tokenizer(models: list[ModelWrapper], anchor: int) -> None:
-    for i, m in enumerate(models):
-        if not same_tokenizer(m.tokenizer, models[anchor].tokenizer):
-            raise ValueError(
-                f"member {i} ({m.model_name!r}) has a different tokenizer from the anchor; this version braids "
-                "members that share the anchor's tokenizer"
-            )

@@ -74,6 +74,7 @@ class BraidConfig(BaseModel):
     fusion_dim: int = Field(default=256, ge=1)
     fusion_layers: list[int] | None = Field(default=None, validate_default=True)
     layer_map: dict[int, list[int]] | None = None
+    alignment: Literal["auto", "general"] = "auto"  # "general": align by offsets even for shared tokenizers
 
     @field_validator("model_configs", mode="before")
     @classmethod

@@ -13,6 +13,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from braid.alignment import Alignment
+from braid.braided import FusionHistory
+from braid.model_wrapper import ModelWrapper
+from braid.tokenview import common_prefix, extend_visible, member_tokenize, visible_ends
+from braid.views import batch_views
 
 if TYPE_CHECKING:
     from braid.braided import BraidedLLM
@@ -36,24 +40,97 @@ class SamplingParams(BaseModel):
 
 
 class BraidSession:
-    """One sequence being generated: member KV caches plus per-point fusion caches."""
+    """One sequence being generated: member KV caches plus per-point fusion caches.
+
+    Members sharing the anchor's tokenizer are fed the anchor's tokens. Every other member re-tokenizes the
+    visible text whenever it grows, crops its KV cache to the ids it had in common, and feeds the rest; it
+    never sees text the anchor has not produced, and never re-runs its whole prefix.
+    """
 
     def __init__(self, braided: BraidedLLM):
         self.braided = braided
         self.caches = [m.new_cache() for m in braided.models]
         self.fusion_caches: list[dict[str, Any]] = [{} for _ in braided.config.fusion_layers]
+        self.cross = sorted(braided.cross_members)
+        self.history = FusionHistory(set(self.cross)) if self.cross else None
+        self.anchor_ids: list[int] = []
+        self.visible = ""
+        self.anchor_ends: list[int] = []
+        self.member_tokens: dict[int, list[tuple[int, int]]] = {m: [] for m in self.cross}  # (id, end)
         self.length = 0
 
     @torch.no_grad()
     def feed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Append anchor tokens (1, T); returns the anchor's next-token logits (1, V)."""
-        n = len(self.braided.models)
-        alignment = Alignment.identity(None, n)
-        outs = self.braided.run_members(
-            [{"input_ids": input_ids}] * n, alignment, caches=self.caches, fusion_caches=self.fusion_caches
-        )
+        if not self.cross:
+            logits = self._run(input_ids, [{"input_ids": input_ids}] * len(self.braided.models), None)
+        elif self.length == 0:
+            logits = self._prefill(input_ids)
+        else:
+            for token in input_ids[0].tolist():
+                logits = self._step(token)
         self.length += input_ids.shape[1]
+        return logits
+
+    def _run(self, anchor_ids: torch.Tensor, inputs: list, alignment: Alignment | None) -> torch.Tensor:
+        alignment = alignment or Alignment.identity(None, len(self.braided.models))
+        outs = self.braided.run_members(
+            inputs, alignment, caches=self.caches, fusion_caches=self.fusion_caches, history=self.history
+        )
         return outs[self.braided.config.anchor].logits[:, -1].float()
+
+    def _prefill(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The prompt in one pass, as a forward would see it; member caches keep only their final tokens."""
+        inputs, alignment, trees = batch_views(self.braided, input_ids, None)
+        logits = self._run(input_ids, inputs, alignment)
+        self.anchor_ids = input_ids[0].tolist()
+        self.visible, self.anchor_ends = visible_ends(self.braided.tokenizer, self.anchor_ids)
+        for m in self.cross:
+            tree = trees[m][0]
+            ModelWrapper.crop_cache(self.caches[m], tree.num_final)
+            self.history.crop(m, tree.num_final)
+            self.member_tokens[m] = list(zip(tree.ids, tree.ends, strict=True))[: tree.num_final]
+        return logits
+
+    def _step(self, token: int) -> torch.Tensor:
+        """One anchor token: members re-read the visible text if it grew."""
+        braided, step = self.braided, len(self.anchor_ids)
+        self.anchor_ids.append(token)
+        visible = extend_visible(
+            self.visible,
+            braided.tokenizer.decode(
+                self.anchor_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False
+            ),
+        )
+        grew, self.visible = len(visible) > len(self.visible), visible
+        self.anchor_ends.append(len(visible))
+        ids = torch.tensor([[token]], device=braided.anchor_model.device)
+        inputs: list[dict[str, torch.Tensor] | None] = [{"input_ids": ids}] * len(braided.models)
+        alignment = Alignment.identity(None, len(braided.models))
+        for m in self.cross:
+            inputs[m] = self._member_growth(m, step, alignment) if grew else None
+            last = len(self.member_tokens[m]) - 1
+            alignment.to_anchor[m] = torch.tensor([[max(last, 0)]])
+            alignment.to_anchor_valid[m] = torch.tensor([[last >= 0]])
+        return self._run(ids, inputs, alignment)
+
+    def _member_growth(self, m: int, step: int, alignment: Alignment) -> dict[str, torch.Tensor] | None:
+        member = self.braided.models[m]
+        ids, ends = member_tokenize(member.tokenizer, [self.visible], self.braided.use_offsets)[0]
+        tokens = list(zip(ids, ends, strict=True))  # a token is its id and its span: [UNK] can grow
+        keep = len(common_prefix(self.member_tokens[m], tokens))
+        ModelWrapper.crop_cache(self.caches[m], keep)
+        self.history.crop(m, keep)
+        self.member_tokens[m] = tokens
+        if keep == len(ids):
+            return None
+        receive = (
+            torch.searchsorted(torch.tensor(self.anchor_ends), torch.tensor([ends[keep:]]), right=True) - 1
+        )
+        receive = receive.clamp(max=step)  # only anchor positions that exist now
+        alignment.from_anchor[m] = receive.clamp(min=0)
+        alignment.from_anchor_valid[m] = receive >= 0
+        return {"input_ids": torch.tensor([ids[keep:]], device=member.device)}
 
 
 def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> int:

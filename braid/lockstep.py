@@ -15,7 +15,7 @@ from typing import Any
 import greenlet
 import torch
 
-FuseFn = Callable[[int, list[torch.Tensor]], list[torch.Tensor | None]]
+FuseFn = Callable[[int, list[torch.Tensor | None]], list[torch.Tensor | None]]
 
 
 class Lockstep:
@@ -46,10 +46,13 @@ class Lockstep:
 
         return {layer: at_layer(points) for layer, points in self._points_at[m].items()}
 
-    def run(self, calls: Sequence[Callable[[], Any]], fuse: FuseFn) -> list[Any]:
-        """Run ``calls`` (one per member, each with this lockstep's hooks active) and return their results."""
-        glets = [greenlet.greenlet(call) for call in calls]
-        results: list[Any] = [None] * len(glets)
+    def run(self, calls: Sequence[Callable[[], Any] | None], fuse: FuseFn) -> list[Any]:
+        """Run ``calls`` (one per member, each with this lockstep's hooks active) and return their results.
+
+        A member whose call is None sits this pass out: the fusion sees None for its state at every point.
+        """
+        glets = {m: greenlet.greenlet(call) for m, call in enumerate(calls) if call is not None}
+        results: list[Any] = [None] * len(calls)
         parked: dict[int, tuple[int, torch.Tensor]] = {}
 
         def advance(m: int, *value: Any) -> None:
@@ -60,19 +63,20 @@ class Lockstep:
                 parked[m] = out
 
         try:
-            for m in range(len(glets)):
+            for m in glets:
                 advance(m)
             for p in range(self.num_points):
-                missing = [m for m in range(len(glets)) if parked.get(m, (None,))[0] != p]
+                missing = [m for m in glets if parked.get(m, (None,))[0] != p]
                 if missing:
                     raise RuntimeError(f"members {missing} did not reach fusion point {p}")
-                states = [parked.pop(m)[1] for m in range(len(glets))]
-                for m, update in enumerate(fuse(p, states)):
-                    advance(m, update)
+                states = [parked.pop(m)[1] if m in glets else None for m in range(len(calls))]
+                updates = fuse(p, states)
+                for m in glets:
+                    advance(m, updates[m])
             if parked:
                 raise RuntimeError(f"members {sorted(parked)} parked after the last fusion point")
         finally:
-            for g in glets:
+            for g in glets.values():
                 if not g.dead:
                     g.throw(greenlet.GreenletExit)
         return results

@@ -174,6 +174,13 @@ class ModelWrapper(nn.Module):
 
         return DynamicCache(config=self.model.config)
 
+    @staticmethod
+    def crop_cache(cache: Any, length: int) -> None:
+        """Keep the first ``length`` positions of a KV cache (transformers 5 crops by a negative count)."""
+        remove = cache.get_seq_length() - length
+        if remove > 0:
+            cache.crop(-remove)
+
     @contextlib.contextmanager
     def inject(self, fns: dict[int, LayerFn]) -> Iterator[None]:
         """While active, block k's output hidden state h becomes ``fns[k](h)`` before later blocks see it.

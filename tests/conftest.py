@@ -83,3 +83,23 @@ def randomize_fusion(braided, seed: int = 0) -> None:
 
 def random_letters(rng: random.Random, n: int) -> str:
     return "".join(rng.choice(string.ascii_lowercase) for _ in range(n))
+
+
+@pytest.fixture(scope="session")
+def cross_trio(tmp_path_factory):
+    """Anchor with byte-level BPE, members with WordPiece and Unigram: different vocabularies, sizes,
+    special tokens and BOS/EOS conventions."""
+    root = tmp_path_factory.mktemp("cross")
+    specs = [
+        ("llama", "bpe", 300, 32, 2),
+        ("qwen2", "wordpiece", 200, 48, 3),
+        ("gpt2", "unigram", 160, 64, 4),
+    ]
+    paths = []
+    for i, (family, kind, vocab, hidden, layers) in enumerate(specs):
+        tok = train_tokenizer(PROSE * 20, vocab_size=vocab, kind=kind)
+        path = root / f"{family}-{kind}"
+        build_model(family, len(tok), seed=10 + i, hidden=hidden, layers=layers).save_pretrained(path)
+        tok.save_pretrained(path)
+        paths.append(str(path))
+    return paths

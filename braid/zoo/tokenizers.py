@@ -1,29 +1,86 @@
-"""Tokenizers trained locally with the `tokenizers` library (nothing can be downloaded here)."""
+"""Tokenizers trained locally with the `tokenizers` library (nothing can be downloaded here).
+
+Three kinds with different models, pre-tokenizers and special-token conventions, so cross-tokenizer
+braids meet real differences: byte-level BPE (no BOS), WordPiece ([CLS] ... [SEP]), Unigram (<s> BOS).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Literal
 
-SPECIALS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+Kind = Literal["bpe", "wordpiece", "unigram"]
+SPECIALS = {
+    "bpe": {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"},
+    "wordpiece": {
+        "unk_token": "[UNK]",
+        "pad_token": "[PAD]",
+        "cls_token": "[CLS]",
+        "sep_token": "[SEP]",
+        "eos_token": "[SEP]",
+    },
+    "unigram": {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"},
+}
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, kind: Literal["bpe"] = "bpe"):
-    """A byte-level BPE tokenizer with offsets, wrapped as a transformers PreTrainedTokenizerFast."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, kind: Kind = "bpe"):
+    """Train a tokenizer of ``kind`` on ``texts``; returns a transformers PreTrainedTokenizerFast."""
     from transformers import PreTrainedTokenizerFast
 
-    if kind != "bpe":
-        raise ValueError(f"unknown tokenizer kind {kind!r}; valid: 'bpe'")
+    builders = {"bpe": _bpe, "wordpiece": _wordpiece, "unigram": _unigram}
+    if kind not in builders:
+        raise ValueError(f"unknown tokenizer kind {kind!r}; valid: {', '.join(builders)}")
+    specials = SPECIALS[kind]
+    tok = builders[kind](list(texts), vocab_size, list(dict.fromkeys(specials.values())))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **specials)
+
+
+def _bpe(texts: list[str], vocab_size: int, specials: list[str]):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=list(SPECIALS.values()),
+        special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(list(texts), trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIALS)
+    tok.train_from_iterator(texts, trainer=trainer)
+    return tok
+
+
+def _wordpiece(texts: list[str], vocab_size: int, specials: list[str]):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    return tok
+
+
+def _unigram(texts: list[str], vocab_size: int, specials: list[str]):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>", show_progress=False
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))]
+    )
+    return tok
