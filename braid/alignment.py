@@ -15,13 +15,12 @@ import torch
 from braid.tokenview import common_prefix
 
 
-def causal_index(query_ends: torch.Tensor, key_ends: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each query end, the index of the last key ending at or before it. (B, Tq) -> index, valid.
+def last_at_or_before(query_ends: torch.Tensor, key_ends: torch.Tensor) -> torch.Tensor:
+    """For each query end, the index of the last key ending at or before it; -1 where there is none.
 
     key_ends must be non-decreasing along the last dim (token end offsets are).
     """
-    idx = torch.searchsorted(key_ends.contiguous(), query_ends.contiguous(), right=True) - 1
-    return idx.clamp(min=0), idx >= 0
+    return torch.searchsorted(key_ends.contiguous(), query_ends.contiguous(), right=True) - 1
 
 
 @dataclass
@@ -132,6 +131,6 @@ def build_member_tree(
         tree.sigma[step:stop] = [last] * (stop - step)
         prev_tokens, prev_fed = tokens, fed
     fed_steps = prev_fed + fed_steps  # final tokens are the last prefix's
-    visible = torch.searchsorted(torch.tensor(anchor_ends), torch.tensor(tree.ends), right=True) - 1
+    visible = last_at_or_before(torch.tensor(tree.ends), torch.tensor(anchor_ends))
     tree.receive = [min(int(v), f) for v, f in zip(visible, fed_steps, strict=True)]
     return tree

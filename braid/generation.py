@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from braid.alignment import Alignment
+from braid.alignment import Alignment, last_at_or_before
 from braid.braided import FusionHistory
 from braid.model_wrapper import ModelWrapper
 from braid.tokenview import common_prefix, extend_visible, member_tokenize, visible_ends
@@ -124,9 +124,7 @@ class BraidSession:
         self.member_tokens[m] = tokens
         if keep == len(ids):
             return None
-        receive = (
-            torch.searchsorted(torch.tensor(self.anchor_ends), torch.tensor([ends[keep:]]), right=True) - 1
-        )
+        receive = last_at_or_before(torch.tensor([ends[keep:]]), torch.tensor(self.anchor_ends))
         receive = receive.clamp(max=step)  # only anchor positions that exist now
         alignment.from_anchor[m] = receive.clamp(min=0)
         alignment.from_anchor_valid[m] = receive >= 0

@@ -161,3 +161,44 @@ def test_random_generation_runs_across_tokenizers(fused_cross):
     prompt = "".join(rng.choice(ALPHABET) for _ in range(10))
     text = fused_cross.generate(prompt, max_new_tokens=10, temperature=1.0, seed=1)
     assert isinstance(text, str)
+
+
+@pytest.fixture(scope="module")
+def cross_facts(tmp_path_factory, tokenizer):
+    """A WordPiece expert that memorised the facts, and a byte-level BPE anchor that knows their format."""
+    from braid.zoo import build_model, pretrain_lm, train_tokenizer
+    from braid.zoo.corpora import FactsDomain, value_labelled
+    from tests.conftest import PROSE
+
+    root = tmp_path_factory.mktemp("cross-facts")
+    domain = FactsDomain.make(60, seed=0)
+    expert_tok = train_tokenizer(PROSE * 20 + domain.format_texts(50), vocab_size=200, kind="wordpiece")
+    expert = build_model("qwen2", len(expert_tok), hidden=64, layers=3, seed=1)
+    pretrain_lm(expert, expert_tok, domain.texts(2000, seed=1), steps=600, lr=3e-3)
+    anchor = build_model("llama", len(tokenizer), hidden=48, layers=2, seed=2)
+    pretrain_lm(anchor, tokenizer, domain.format_texts(2000, seed=2), steps=200, lr=3e-3)
+    paths = []
+    for name, model, tok in (("anchor", anchor, tokenizer), ("expert", expert, expert_tok)):
+        model.save_pretrained(root / name)
+        tok.save_pretrained(root / name)
+        paths.append(str(root / name))
+    train = value_labelled(tokenizer, domain.texts(400, seed=3, subset=slice(0, 40)))
+    held_out = value_labelled(tokenizer, domain.texts(60, seed=4, subset=slice(40, 60)))
+    return paths, train, held_out
+
+
+@pytest.mark.slow
+def test_trained_cross_tokenizer_braid_reads_the_expert(cross_facts):
+    from braid.train import TrainConfig, evaluate, tokenize_dataset, train_fusion
+
+    paths, train, held_out = cross_facts
+    braided = BraidedLLM(
+        model_configs=paths, fusion_strategy="attention", fusion_layers=[0, 1], fusion_dim=32
+    )
+    assert braided.cross_members == {1}
+    held = tokenize_dataset(braided, held_out, 128)
+    anchor_loss = evaluate(braided, held, 16, pad_id=2)
+    history = train_fusion(
+        braided, train, TrainConfig(max_steps=200, learning_rate=3e-3, progress=False), eval_dataset=held_out
+    )
+    assert history.final_eval_loss < 0.6 * anchor_loss  # facts neither the anchor nor the fusion saw
