@@ -143,6 +143,54 @@ def info(
     console.print(table)
 
 
+zoo_app = typer.Typer(help="The zoo of small specialist models trained here.", no_args_is_help=True)
+app.add_typer(zoo_app, name="zoo")
+
+
+@zoo_app.command("build")
+def zoo_build(
+    tiny: bool = typer.Option(False, help="small and fast (about a minute): for tests and the demo"),
+    cache_dir: Path | None = typer.Option(None, help="default: $BRAID_CACHE or ~/.cache/llm-braid"),
+    seed: int = 0,
+) -> None:
+    """Train (or reuse) the zoo's members and print their model cards."""
+    from braid.zoo.build import build_zoo, cards_table, load_cards
+
+    paths = build_zoo(tiny=tiny, cache_dir=cache_dir, seed=seed)
+    console.print(cards_table(load_cards(tiny, cache_dir)))
+    console.print(f"in {Path(next(iter(paths.values()))).parent}")
+
+
+@zoo_app.command("list")
+def zoo_list(tiny: bool = False, cache_dir: Path | None = None) -> None:
+    """Print the cards of the zoo members built so far."""
+    from braid.zoo.build import cards_table, load_cards
+
+    console.print(cards_table(load_cards(tiny, cache_dir)))
+
+
+@app.command()
+def bench(
+    smoke_test: bool = typer.Option(
+        False, "--smoke-test", help="tiny zoo, one braid, a few steps; writes nothing"
+    ),
+    tiny: bool = typer.Option(False, help="use the tiny zoo"),
+) -> None:
+    """braid-bench: members vs braids on the zoo's domains (bench/quality.py), then the composition task."""
+    import importlib
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "bench" / "quality.py").exists():
+        console.print(
+            "[red]braid bench runs from a checkout of the repository (bench/ is not installed)[/red]"
+        )
+        raise typer.Exit(2)
+    sys.path.insert(0, str(root))
+    for name in ("bench.quality", "bench.composition"):
+        importlib.import_module(name).run(smoke_test=smoke_test, tiny=tiny)
+
+
 @app.command()
 def demo(steps: int = 200, strategy: str = "attention") -> None:
     """Train two small models here, braid them, train the fusion briefly and generate."""
