@@ -86,6 +86,15 @@ def random_letters(rng: random.Random, n: int) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory):
+    """The --tiny zoo, built once per session into a temporary cache: (cache dir, {name: path})."""
+    from braid.zoo import build_zoo
+
+    cache = tmp_path_factory.mktemp("zoo")
+    return cache, build_zoo(tiny=True, cache_dir=cache, progress=False)
+
+
+@pytest.fixture(scope="session")
 def cross_trio(tmp_path_factory):
     """Anchor with byte-level BPE, members with WordPiece and Unigram: different vocabularies, sizes,
     special tokens and BOS/EOS conventions."""

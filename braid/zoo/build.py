@@ -1,6 +1,6 @@
 """The zoo: small specialist LMs trained here, deterministic and cached, each with a model card.
 
-``build_zoo(tiny=True)`` takes about a minute on two cores; the full zoo about ten.
+``build_zoo(tiny=True)`` takes under a minute on two cores; the full zoo about ten (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class ZooSpec(BaseModel):
 
 def zoo_spec(tiny: bool = False) -> ZooSpec:
     scale = (lambda h: max(32, h // 4)) if tiny else (lambda h: h)
-    steps = 150 if tiny else 1500
+    steps = 150 if tiny else 1200
     tokenizers = {
         "en-bpe": TokenizerSpec(kind="bpe", vocab_size=512 if tiny else 2048, domains=("prose", "code")),
         "arith-unigram": TokenizerSpec(
@@ -69,10 +69,10 @@ def zoo_spec(tiny: bool = False) -> ZooSpec:
         ),
     }
     members = (
-        MemberSpec(name="prose-llama", domain="prose", family="llama", tokenizer="en-bpe", hidden=scale(192), layers=2 if tiny else 6, steps=steps),
+        MemberSpec(name="prose-llama", domain="prose", family="llama", tokenizer="en-bpe", hidden=scale(160), layers=2 if tiny else 4, steps=steps),
         MemberSpec(name="code-qwen2", domain="code", family="qwen2", tokenizer="en-bpe", hidden=scale(128), layers=2 if tiny else 4, steps=steps),
-        MemberSpec(name="arith-gpt2", domain="arithmetic", family="gpt2", tokenizer="arith-unigram", hidden=scale(128), layers=2 if tiny else 4, steps=steps),
-        MemberSpec(name="facts-mistral", domain="facts", family="mistral", tokenizer="facts-wordpiece", hidden=scale(128), layers=2 if tiny else 3, steps=steps),
+        MemberSpec(name="arith-gpt2", domain="arithmetic", family="gpt2", tokenizer="arith-unigram", hidden=scale(128), layers=2 if tiny else 3, steps=steps),
+        MemberSpec(name="facts-mistral", domain="facts", family="mistral", tokenizer="facts-wordpiece", hidden=scale(96), layers=2 if tiny else 3, steps=steps),
     )  # fmt: skip
     return ZooSpec(tokenizers=tokenizers, members=members)
 

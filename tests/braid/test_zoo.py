@@ -18,12 +18,6 @@ from braid.zoo.evaluate import char_perplexity
 CARD_FIELDS = {"domain", "parameters", "data", "final_train_loss", "held_out_char_perplexity"}
 
 
-@pytest.fixture(scope="module")
-def tiny_zoo(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("zoo")
-    return cache, build_zoo(tiny=True, cache_dir=cache, progress=False)
-
-
 @pytest.mark.slow
 def test_tiny_zoo_builds_loads_and_braids(tiny_zoo):
     _, paths = tiny_zoo
