@@ -149,11 +149,11 @@ def run(smoke_test: bool = False, tiny: bool = False, steps: int = 200) -> list[
     table = markdown_table(header, rows)
     print(table)
     if not smoke_test:
-        report(table, alone, results, tiny, steps)
+        report(table, rows, alone, results, tiny, steps)
     return rows
 
 
-def report(table: str, alone: dict, results: list, tiny: bool, steps: int) -> None:
+def report(table: str, rows: list[list[str]], alone: dict, results: list, tiny: bool, steps: int) -> None:
     best_mix = min(s["mixture"] for s in alone.values())
     best_braid = min(results, key=lambda r: r[3]["mixture"])
     own = {n: s[get_domain_name(n)] for n, s in alone.items()}
@@ -165,7 +165,7 @@ def report(table: str, alone: dict, results: list, tiny: bool, steps: int) -> No
         + ".",
         f"- Trained parameters: {min(r[4] for r in results):.2%} to {max(r[4] for r in results):.2%} of the anchor (target <= 2%).",
     ]
-    plot = plot_results(alone, results)
+    plot = plot_rows(rows)
     body = (
         f"Zoo: {'tiny' if tiny else 'full'} (`braid zoo build{' --tiny' if tiny else ''}`); anchor {ANCHOR}; fusion_dim 16; "
         f"{steps} fusion steps (batch 8) on a mixed set of 200 train texts per domain; 40 held-out texts per "
@@ -190,27 +190,46 @@ def get_domain_name(member: str) -> str:
     return zoo_spec().member(member).domain
 
 
-def plot_results(alone: dict, results: list) -> Path:
+def plot_rows(rows: list[list[str]]) -> Path:
+    """Bar chart of mixture perplexity per row of the results table (log scale), saved to docs/quality.png."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = list(alone) + [
-        f"{'+'.join(n.split('-')[0] for n in g)}\n{s[:5]} {len(layers)}pt" for g, s, layers, _, _ in results
-    ]
-    values = [s["mixture"] for s in alone.values()] + [r[3]["mixture"] for r in results]
-    fig, ax = plt.subplots(figsize=(max(8, len(values) * 0.45), 4.5))
-    ax.bar(range(len(values)), values, color=["#888"] * len(alone) + ["#2a7"] * len(results))
-    ax.axhline(min(values[: len(alone)]), color="k", ls="--", lw=0.8, label="best member")
-    ax.set_xticks(range(len(values)), labels, rotation=90, fontsize=7)
-    ax.set_ylabel("held-out perplexity per character (mixture)")
+    def label(row: list[str]) -> str:
+        if row[1] == "-":
+            return row[0]
+        short = "+".join(n.split("-")[0] for n in row[0].split("+"))
+        return f"{short}\n{row[1][:6]} {row[2].count(',') + 1}pt"
+
+    values = [float(r[-3]) for r in rows]
+    members = sum(r[1] == "-" for r in rows)
+    fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.45), 5))
+    ax.bar(range(len(rows)), values, color=["#888"] * members + ["#2a7"] * (len(rows) - members))
+    ax.axhline(min(values[:members]), color="k", ls="--", lw=0.8, label="best member")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(rows)), [label(r) for r in rows], rotation=90, fontsize=7)
+    ax.set_ylabel("held-out perplexity per character, mixture (log)")
     ax.legend()
     fig.tight_layout()
     DOCS.mkdir(exist_ok=True)
     out = DOCS / "quality.png"
     fig.savefig(out, dpi=110)
+    plt.close(fig)
     return out
+
+
+def recorded_rows() -> list[list[str]]:
+    """The result rows of the quality section of BENCHMARKS.md."""
+    from bench.report import BENCHMARKS
+
+    text = BENCHMARKS.read_text()
+    section = text[text.index("<!-- bench:quality -->") : text.index("<!-- /bench:quality -->")]
+    lines = [
+        line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| model")
+    ]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
 
 
 if __name__ == "__main__":
@@ -218,5 +237,9 @@ if __name__ == "__main__":
     parser.add_argument("--smoke-test", action="store_true")
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--replot", action="store_true", help="redraw docs/quality.png from BENCHMARKS.md")
     args = parser.parse_args()
+    if args.replot:
+        print(plot_rows(recorded_rows()))
+        sys.exit()
     run(smoke_test=args.smoke_test, tiny=args.tiny, steps=args.steps)

@@ -25,3 +25,14 @@ def test_benchmark_runs_end_to_end_in_smoke_mode(tiny_zoo, script):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "| model |" in out.stdout
     assert (ROOT / "BENCHMARKS.md").read_text() == before  # smoke runs never touch the recorded numbers
+
+
+def test_quality_plot_from_recorded_rows(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT))
+    import bench.quality as quality
+
+    rows = quality.recorded_rows()
+    assert rows and all(len(r) == 10 for r in rows)
+    monkeypatch.setattr(quality, "DOCS", tmp_path)
+    out = quality.plot_rows(rows)
+    assert out == tmp_path / "quality.png" and out.stat().st_size > 10_000
