@@ -4,7 +4,7 @@ export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-fast lint format bench env
+.PHONY: demo test test-fast lint format bench bench-all env
 
 env:
 	@echo $(PYTHON)
@@ -26,3 +26,8 @@ format:
 
 bench:
 	$(PYTHON) bench/core.py
+
+bench-all: bench  # about 40 minutes on 2 cores
+	$(PYTHON) bench/zoo_build.py
+	$(PYTHON) bench/quality.py
+	$(PYTHON) bench/composition.py
