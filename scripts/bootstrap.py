@@ -6,6 +6,7 @@ not installed into it: the Makefile puts the checkout on PYTHONPATH, so one envi
 Prints the environment's python path on stdout.
 """
 
+import fcntl
 import hashlib
 import json
 import os
@@ -16,7 +17,7 @@ import tomllib
 import venv
 from pathlib import Path
 
-EXTRAS = ("dev", "bench")
+EXTRAS = ("dev", "bench", "memory")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,15 +35,22 @@ def main() -> None:
     base = Path(os.environ.get("BRAID_ENV_DIR", Path.home() / ".cache" / "llm-braid"))
     env = base / f"venv-{key}"
     python = env / "bin" / "python"
-    if not (env / ".complete").exists():
-        shutil.rmtree(env, ignore_errors=True)
-        print(f"bootstrap: creating {env} ({len(reqs)} requirements)", file=sys.stderr)
-        venv.create(env, with_pip=True)
-        pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-        subprocess.run([*pip, "--upgrade", "pip"], check=True, stdout=sys.stderr)
-        subprocess.run([*pip, *reqs], check=True, stdout=sys.stderr)
-        (env / ".complete").write_text("\n".join(reqs) + "\n")
+    base.mkdir(parents=True, exist_ok=True)
+    with open(base / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; the others wait, then reuse it
+        if not (env / ".complete").exists():
+            build(env, python, reqs)
     print(python)
+
+
+def build(env: Path, python: Path, reqs: list[str]) -> None:
+    shutil.rmtree(env, ignore_errors=True)
+    print(f"bootstrap: creating {env} ({len(reqs)} requirements)", file=sys.stderr)
+    venv.create(env, with_pip=True)
+    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True, stdout=sys.stderr)
+    subprocess.run([*pip, *reqs], check=True, stdout=sys.stderr)
+    (env / ".complete").write_text("\n".join(reqs) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,179 @@
+"""MemoryManager: the seed's memory API over any store backend.
+
+Conversations and messages, entities and their relationships, documents chunked for search, and semantic
+search over messages and documents (keyword search as the fallback).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from memory.embeddings import Embedder, get_embedder
+from memory.store import Conversation, Document, Entity, MemoryStore, Message, Relationship, SearchHit
+
+REL_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("BRAID_DATA_DIR", Path.home() / ".local" / "share" / "llm-braid"))
+
+
+def chunk_text(text: str, size: int = 800, overlap: int = 100) -> list[str]:
+    """Split on paragraph and sentence boundaries into pieces of about ``size`` characters, overlapping."""
+    pieces = [p for p in re.split(r"(?<=[.!?])\s+|\n{2,}", text) if p.strip()]
+    chunks, current = [], ""
+    for piece in pieces:
+        if current and len(current) + len(piece) + 1 > size:
+            chunks.append(current)
+            current = current[-overlap:] if overlap else ""
+        current = f"{current} {piece}".strip()
+    if current:
+        chunks.append(current)
+    return [c[i : i + size] for c in chunks for i in range(0, len(c), size)] or [""]
+
+
+def init_schema(target: Any) -> None:
+    """Create tables / constraints / indexes and the schema version (a store, a client or a manager)."""
+    manager = target if isinstance(target, MemoryManager) else MemoryManager(target)
+    manager.store.init_schema(manager.embedder.dim)
+
+
+class MemoryManager:
+    """``MemoryManager(client)`` (a store, or None for the embedded SQLite store under the data dir)."""
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        embedder: Embedder | str | None = None,
+        data_dir: str | Path | None = None,
+    ):
+        from memory.sqlite_store import SQLiteStore
+
+        self.embedder = (
+            get_embedder(embedder or os.environ.get("BRAID_EMBEDDER", "minilm"))
+            if not hasattr(embedder, "embed")
+            else embedder
+        )
+        if client is None:
+            client = SQLiteStore(Path(data_dir or default_data_dir()) / "memory.sqlite")
+        self.store: MemoryStore = getattr(client, "store", client)
+        self.store.init_schema(self.embedder.dim)
+
+    # -- conversations ----------------------------------------------------------------------------------------
+    def create_conversation(
+        self, title: str | None = None, metadata: dict | None = None, conversation_id: str | None = None
+    ) -> str:
+        conv = Conversation(
+            id=conversation_id or str(uuid.uuid4()),
+            title=title,
+            metadata=metadata or {},
+            created_at=time.time(),
+        )
+        self.store.create_conversation(conv)
+        return conv.id
+
+    def add_message(
+        self,
+        conversation_id: str,
+        role: str,
+        content: str,
+        metadata: dict | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        msg = Message(
+            id=message_id or str(uuid.uuid4()), conversation_id=conversation_id, role=role, content=content,
+            metadata=metadata or {}, created_at=time.time(),
+        )  # fmt: skip
+        return self.store.add_message(msg, self.embedder.embed([content])[0]).id
+
+    def get_conversation_history(self, conversation_id: str, limit: int = 100, offset: int = 0) -> list[dict]:
+        return [m.model_dump() for m in self.store.get_messages(conversation_id, limit, offset)]
+
+    def list_conversations(self, limit: int = 50, offset: int = 0) -> list[dict]:
+        return [c.model_dump() for c in self.store.list_conversations(limit, offset)]
+
+    def delete_conversation(self, conversation_id: str) -> bool:
+        return self.store.delete_conversation(conversation_id)
+
+    # -- entities ---------------------------------------------------------------------------------------------
+    def create_entity(
+        self, name: str, type: str, description: str = "", metadata: dict | None = None
+    ) -> None:
+        if not name or not type:
+            raise ValueError("entity name and type must be non-empty")
+        self.store.upsert_entity(
+            Entity(name=name, type=type, description=description, metadata=metadata or {})
+        )
+
+    def get_entity(self, name: str) -> dict | None:
+        entity = self.store.get_entity(name)
+        return None if entity is None else entity.model_dump()
+
+    def delete_entity(self, name: str) -> bool:
+        return self.store.delete_entity(name)
+
+    def create_entity_relationship(
+        self, source: str, target: str, rel_type: str, metadata: dict | None = None
+    ) -> None:
+        """Relationship types are UPPER_SNAKE_CASE identifiers; anything else is refused, never spliced."""
+        if not REL_TYPE.match(rel_type):
+            raise ValueError(
+                f"invalid relationship type {rel_type!r}: use UPPER_SNAKE_CASE letters, digits and _"
+            )
+        self.store.add_relationship(
+            Relationship(source=source, target=target, type=rel_type, metadata=metadata or {})
+        )
+
+    def get_entity_neighbourhood(self, name: str) -> list[dict]:
+        return [r.model_dump() for r in self.store.neighbours(name)]
+
+    # -- documents --------------------------------------------------------------------------------------------
+    def store_document(self, url: str, title: str, content: str, metadata: dict | None = None) -> str:
+        """Stored once per URL (its id is a hash of the URL); storing again replaces it."""
+        doc_id = hashlib.sha256(url.encode()).hexdigest()[:32]
+        chunks = chunk_text(content)
+        doc = Document(
+            id=doc_id, url=url, title=title, content=content, metadata=metadata or {}, created_at=time.time()
+        )
+        self.store.upsert_document(doc, chunks, self.embedder.embed([f"{title}\n{c}" for c in chunks]))
+        return doc_id
+
+    def get_document(self, document_id: str) -> dict | None:
+        doc = self.store.get_document(document_id)
+        return None if doc is None else doc.model_dump()
+
+    def delete_document(self, document_id: str) -> bool:
+        return self.store.delete_document(document_id)
+
+    # -- search -----------------------------------------------------------------------------------------------
+    def semantic_search_messages(
+        self, query: str, top_k: int = 10, conversation_id: str | None = None
+    ) -> list[dict]:
+        return self._search("message", query, top_k, conversation_id)
+
+    def semantic_search_documents(self, query: str, top_k: int = 5) -> list[dict]:
+        return self._search("document", query, top_k, None)
+
+    def keyword_search(self, kind: str, query: str, top_k: int = 10) -> list[dict]:
+        return [h.model_dump() for h in self.store.keyword_search(kind, query, top_k)]
+
+    def _search(self, kind: str, query: str, top_k: int, conversation_id: str | None) -> list[dict]:
+        hits: list[SearchHit] = self.store.vector_search(
+            kind, self.embedder.embed([query])[0], top_k, conversation_id
+        )
+        if not hits:  # nothing embedded yet matches: fall back to keywords
+            hits = self.store.keyword_search(kind, query, top_k)
+        return [h.model_dump() for h in hits]
+
+    def stats(self) -> dict[str, int]:
+        return self.store.stats()
+
+    def close(self) -> None:
+        self.store.close()
