@@ -143,6 +143,13 @@ def info(
     console.print(table)
 
 
+def _memory_app() -> typer.Typer:
+    from memory.cli import app as memory_app
+
+    return memory_app
+
+
+app.add_typer(_memory_app(), name="memory")
 zoo_app = typer.Typer(help="The zoo of small specialist models trained here.", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
 

@@ -11,6 +11,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,9 @@ class MemoryManager:
     def delete_entity(self, name: str) -> bool:
         return self.store.delete_entity(name)
 
+    def list_entities(self, limit: int = 100, offset: int = 0) -> list[dict]:
+        return [e.model_dump() for e in self.store.list_entities(limit, offset)]
+
     def create_entity_relationship(
         self, source: str, target: str, rel_type: str, metadata: dict | None = None
     ) -> None:
@@ -152,6 +156,54 @@ class MemoryManager:
     def delete_document(self, document_id: str) -> bool:
         return self.store.delete_document(document_id)
 
+    def list_documents(self, limit: int = 100, offset: int = 0) -> list[dict]:
+        return [d.model_dump() for d in self.store.list_documents(limit, offset)]
+
+    # -- export / import ---------------------------------------------------------------------------------------
+    def export_records(self) -> Iterator[dict]:
+        """Every record as a dict with a "record" kind, in an order ``import_records`` can replay."""
+        for conv in _pages(self.store.list_conversations):
+            yield {"record": "conversation", **conv.model_dump(exclude={"message_count"})}
+            for msg in _pages(lambda limit, offset, c=conv.id: self.store.get_messages(c, limit, offset)):
+                yield {"record": "message", **msg.model_dump()}
+        entities = list(_pages(self.store.list_entities))
+        for entity in entities:
+            yield {"record": "entity", **entity.model_dump()}
+        for entity in entities:
+            for rel in self.store.neighbours(entity.name):
+                if rel.source == entity.name:
+                    yield {"record": "relationship", **rel.model_dump()}
+        for doc in _pages(self.store.list_documents):
+            yield {"record": "document", **doc.model_dump()}
+
+    def import_records(self, records: Iterable[dict]) -> int:
+        """Replay exported records (ids kept, so importing twice changes nothing). Returns the count."""
+        count = 0
+        for rec in records:
+            kind = rec.get("record")
+            if kind == "conversation":
+                self.create_conversation(rec.get("title"), rec.get("metadata"), conversation_id=rec["id"])
+            elif kind == "message":
+                self.add_message(
+                    rec["conversation_id"],
+                    rec["role"],
+                    rec["content"],
+                    rec.get("metadata"),
+                    message_id=rec["id"],
+                )
+            elif kind == "entity":
+                self.create_entity(rec["name"], rec["type"], rec.get("description", ""), rec.get("metadata"))
+            elif kind == "relationship":
+                self.create_entity_relationship(
+                    rec["source"], rec["target"], rec["type"], rec.get("metadata")
+                )
+            elif kind == "document":
+                self.store_document(rec["url"], rec["title"], rec["content"], rec.get("metadata"))
+            else:
+                raise ValueError(f"record {count + 1}: unknown record kind {kind!r}")
+            count += 1
+        return count
+
     # -- search -----------------------------------------------------------------------------------------------
     def semantic_search_messages(
         self, query: str, top_k: int = 10, conversation_id: str | None = None
@@ -177,3 +229,13 @@ class MemoryManager:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _pages(fetch, size: int = 500) -> Iterator:
+    offset = 0
+    while True:
+        page = fetch(size, offset)
+        yield from page
+        if len(page) < size:
+            return
+        offset += size

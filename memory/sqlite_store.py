@@ -163,6 +163,13 @@ class SQLiteStore(MemoryStore):
         with self._tx() as db:
             return db.execute("DELETE FROM entities WHERE name=?", (name,)).rowcount > 0
 
+    def list_entities(self, limit: int, offset: int) -> list[Entity]:
+        rows = self._db.execute(
+            "SELECT name, type, description, metadata FROM entities ORDER BY name LIMIT ? OFFSET ?",
+            (limit, offset),
+        ).fetchall()
+        return [Entity(name=r[0], type=r[1], description=r[2], metadata=json.loads(r[3])) for r in rows]
+
     def add_relationship(self, r: Relationship) -> None:
         with self._tx() as db:
             for name in (r.source, r.target):
@@ -213,6 +220,15 @@ class SQLiteStore(MemoryStore):
             gone = db.execute("DELETE FROM documents WHERE id=?", (document_id,)).rowcount > 0
         self._vectors["document"] = None
         return gone
+
+    def list_documents(self, limit: int, offset: int) -> list[Document]:
+        rows = self._db.execute(
+            "SELECT id, url, title, content, metadata, created_at FROM documents ORDER BY created_at, id LIMIT ? OFFSET ?", (limit, offset)
+        ).fetchall()  # fmt: skip
+        return [
+            Document(id=r[0], url=r[1], title=r[2], content=r[3], metadata=json.loads(r[4]), created_at=r[5])
+            for r in rows
+        ]
 
     # -- search -----------------------------------------------------------------------------------------------
     def _matrix(self, kind: str) -> tuple[list, np.ndarray]:

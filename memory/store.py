@@ -91,6 +91,9 @@ class MemoryStore(ABC):
     def delete_entity(self, name: str) -> bool: ...
 
     @abstractmethod
+    def list_entities(self, limit: int, offset: int) -> list[Entity]: ...
+
+    @abstractmethod
     def add_relationship(self, relationship: Relationship) -> None: ...
 
     @abstractmethod
@@ -104,6 +107,9 @@ class MemoryStore(ABC):
 
     @abstractmethod
     def delete_document(self, document_id: str) -> bool: ...
+
+    @abstractmethod
+    def list_documents(self, limit: int, offset: int) -> list[Document]: ...
 
     @abstractmethod
     def vector_search(
