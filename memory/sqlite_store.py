@@ -257,9 +257,12 @@ class SQLiteStore(MemoryStore):
         scores = vecs @ query.astype(np.float32)  # unit vectors: cosine similarity
         if conversation_id is not None:
             scores = np.where([r[2] == conversation_id for r in rows], scores, -np.inf)
+        # candidates first (argpartition), then exact order; documents may need more for one-hit-per-document
+        want = min(len(scores), top_k * (8 if kind == "document" else 1))
+        candidates = np.argpartition(-scores, want - 1)[:want]
         best: list[SearchHit] = []
         seen: set[str] = set()
-        for i in np.argsort(-scores):
+        for i in candidates[np.argsort(-scores[candidates])]:
             if not np.isfinite(scores[i]) or len(best) == top_k:
                 break
             key = rows[i][0]
