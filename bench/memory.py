@@ -21,7 +21,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.report import markdown_table, write_section  # noqa: E402
 from memory import HashingEmbedder, MemoryManager, SQLiteStore  # noqa: E402
 
-WORDS = ["braid", "anchor", "member", "fusion", "layer", "token", "cache", "attention", "router", "gate", "train", "text", "model", "graph", "memory", "search"]
+WORDS = [
+    "braid",
+    "anchor",
+    "member",
+    "fusion",
+    "layer",
+    "token",
+    "cache",
+    "attention",
+    "router",
+    "gate",
+    "train",
+    "text",
+    "model",
+    "graph",
+    "memory",
+    "search",
+]
 
 
 def sentence(rng: random.Random) -> str:
