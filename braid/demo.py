@@ -20,7 +20,7 @@ from braid.train import TrainConfig, evaluate, tokenize_dataset, train_fusion
 from braid.zoo import build_model, pretrain_lm, train_tokenizer
 from braid.zoo.corpora import FactsDomain, stdlib_prose, value_labelled
 
-DEMO_VERSION = "1"
+DEMO_VERSION = "2"
 
 
 def cache_dir() -> Path:
