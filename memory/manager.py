@@ -46,7 +46,8 @@ def init_schema(target: Any) -> None:
 
 
 class MemoryManager:
-    """``MemoryManager(client)`` (a store, or None for the embedded SQLite store under the data dir)."""
+    """``MemoryManager(client)``: a Neo4jClient or a store; with none, Neo4j if NEO4J_URI is set, else the
+    embedded SQLite store under the data dir."""
 
     def __init__(
         self,
@@ -62,6 +63,10 @@ class MemoryManager:
             if not hasattr(embedder, "embed")
             else embedder
         )
+        if client is None and os.environ.get("NEO4J_URI"):
+            from memory.neo4j_store import Neo4jClient
+
+            client = Neo4jClient()
         if client is None:
             client = SQLiteStore(Path(data_dir or default_data_dir()) / "memory.sqlite")
         self.store: MemoryStore = getattr(client, "store", client)

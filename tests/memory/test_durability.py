@@ -7,13 +7,16 @@ import sys
 import time
 from pathlib import Path
 
-from memory import HashingEmbedder, MemoryManager, SQLiteStore
+import pytest
+
+from memory import HashingEmbedder, MemoryManager, Neo4jClient, SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITER = """
 import sys
-from memory import HashingEmbedder, MemoryManager, SQLiteStore
-mm = MemoryManager(SQLiteStore(sys.argv[1]), embedder=HashingEmbedder())
+from memory import HashingEmbedder, MemoryManager, Neo4jClient, SQLiteStore
+store = SQLiteStore(sys.argv[1]) if len(sys.argv) == 2 else Neo4jClient(*sys.argv[1:]).store
+mm = MemoryManager(store, embedder=HashingEmbedder())
 conv = mm.create_conversation(conversation_id="c")
 i = 0
 while True:
@@ -23,19 +26,27 @@ while True:
 """
 
 
-def test_sigkill_loses_no_acknowledged_message(tmp_path):
-    db = tmp_path / "m.sqlite"
+@pytest.mark.parametrize("backend", ["sqlite", "neo4j"])
+def test_sigkill_loses_no_acknowledged_message(tmp_path, request, backend):
+    if backend == "sqlite":
+        target = [str(tmp_path / "m.sqlite")]
+    else:
+        target = list(request.getfixturevalue("neo4j_settings"))
+        Neo4jClient(*target).store.reset()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", WRITER, *target], stdout=subprocess.PIPE, text=True, env=env
     )
     acked = []
-    deadline = time.time() + 60
+    deadline = time.time() + 120
     while len(acked) < 300 and time.time() < deadline:
         acked.append(proc.stdout.readline().strip())
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert len(acked) == 300
-    mm = MemoryManager(SQLiteStore(db), embedder=HashingEmbedder())
-    stored = {m["id"] for m in mm.get_conversation_history("c", limit=100_000)}
+    store = SQLiteStore(target[0]) if backend == "sqlite" else Neo4jClient(*target).store
+    stored = {
+        m["id"]
+        for m in MemoryManager(store, embedder=HashingEmbedder()).get_conversation_history("c", limit=100_000)
+    }
     assert set(acked) <= stored

@@ -47,3 +47,17 @@ def test_unreachable_server_fails_fast():
     ):
         driver.verify_connectivity()
     assert time.time() - start < 10
+
+
+def test_client_errors_name_the_problem(server):
+    from memory import Neo4jClient
+    from memory.neo4j_server import free_port
+
+    with pytest.raises(PermissionError, match="rejected the credentials"):
+        Neo4jClient(server.uri, "neo4j", "wrong")
+    start = time.time()
+    with pytest.raises(ConnectionError, match="cannot reach Neo4j"):
+        Neo4jClient(f"bolt://127.0.0.1:{free_port()}", "neo4j", "x", timeout=2)
+    assert time.time() - start < 10
+    with pytest.raises(ValueError, match="NEO4J_URI"):
+        Neo4jClient(uri="")

