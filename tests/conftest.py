@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
-import string
 
 import pytest
 import torch
@@ -79,10 +77,6 @@ def randomize_fusion(braided, seed: int = 0) -> None:
     with torch.no_grad():
         for p in braided.fusion_parameters():
             p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-
-
-def random_letters(rng: random.Random, n: int) -> str:
-    return "".join(rng.choice(string.ascii_lowercase) for _ in range(n))
 
 
 @pytest.fixture(scope="session")

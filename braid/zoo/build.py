@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 from rich.table import Table
@@ -171,7 +170,3 @@ def cards_table(cards: list[dict]) -> Table:
             f"{c['held_out_char_perplexity']:.3f}",
         )
     return table
-
-
-def set_torch_threads() -> None:
-    torch.set_num_threads(max(1, os.cpu_count() or 1))

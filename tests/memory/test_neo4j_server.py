@@ -61,3 +61,24 @@ def test_client_errors_name_the_problem(server):
     assert time.time() - start < 10
     with pytest.raises(ValueError, match="NEO4J_URI"):
         Neo4jClient(uri="")
+
+
+def test_the_seed_flow_configured_from_the_environment(neo4j_settings, monkeypatch):
+    from memory import HashingEmbedder, MemoryManager, Neo4jClient, init_schema
+
+    uri, user, password = neo4j_settings
+    for key, value in {"NEO4J_URI": uri, "NEO4J_USER": user, "NEO4J_PASSWORD": password}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("BRAID_EMBEDDER", "hashing")
+    client = Neo4jClient()
+    client.store.reset()
+    init_schema(client)
+    memory = MemoryManager(client)
+    conv_id = memory.create_conversation()
+    memory.add_message(conv_id, "user", "Hello")
+    assert [m["content"] for m in memory.get_conversation_history(conv_id)] == ["Hello"]
+    memory.create_entity("Python", "language", "Programming language")
+    memory.create_entity("Django", "framework", "Web framework")
+    memory.create_entity_relationship("Python", "Django", "HAS_FRAMEWORK")
+    assert memory.semantic_search_messages("hello", top_k=10)[0]["text"] == "Hello"
+    assert isinstance(MemoryManager(embedder=HashingEmbedder()).store, type(client.store))  # NEO4J_URI wins
