@@ -63,7 +63,7 @@ class BraidSession:
     def feed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Append anchor tokens (1, T); returns the anchor's next-token logits (1, V)."""
         if not self.cross:
-            logits = self._run(input_ids, [{"input_ids": input_ids}] * len(self.braided.models), None)
+            logits = self._run([{"input_ids": input_ids}] * len(self.braided.models), None)
         elif self.length == 0:
             logits = self._prefill(input_ids)
         else:
@@ -72,7 +72,7 @@ class BraidSession:
         self.length += input_ids.shape[1]
         return logits
 
-    def _run(self, anchor_ids: torch.Tensor, inputs: list, alignment: Alignment | None) -> torch.Tensor:
+    def _run(self, inputs: list, alignment: Alignment | None) -> torch.Tensor:
         alignment = alignment or Alignment.identity(None, len(self.braided.models))
         outs = self.braided.run_members(
             inputs, alignment, caches=self.caches, fusion_caches=self.fusion_caches, history=self.history
@@ -82,7 +82,7 @@ class BraidSession:
     def _prefill(self, input_ids: torch.Tensor) -> torch.Tensor:
         """The prompt in one pass, as a forward would see it; member caches keep only their final tokens."""
         inputs, alignment, trees = batch_views(self.braided, input_ids, None)
-        logits = self._run(input_ids, inputs, alignment)
+        logits = self._run(inputs, alignment)
         self.anchor_ids = input_ids[0].tolist()
         self.visible, self.anchor_ends = visible_ends(self.braided.tokenizer, self.anchor_ids)
         for m in self.cross:
@@ -112,7 +112,7 @@ class BraidSession:
             last = len(self.member_tokens[m]) - 1
             alignment.to_anchor[m] = torch.tensor([[max(last, 0)]])
             alignment.to_anchor_valid[m] = torch.tensor([[last >= 0]])
-        return self._run(ids, inputs, alignment)
+        return self._run(inputs, alignment)
 
     def _member_growth(self, m: int, step: int, alignment: Alignment) -> dict[str, torch.Tensor] | None:
         member = self.braided.models[m]

@@ -28,6 +28,14 @@ def extend_visible(visible: str, decoded: str) -> str:
     return decoded if decoded.startswith(visible) else visible
 
 
+def pad_id(tokenizer: Any) -> int:
+    """The id to pad with: the tokenizer's pad token, else EOS, else UNK, else 0 (padding is masked anyway)."""
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id):
+        if candidate is not None:
+            return int(candidate)
+    return 0
+
+
 def _decode(tokenizer: Any, ids: Sequence[int]) -> str:
     return tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
 

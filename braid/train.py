@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from braid.braided import BraidedLLM
+from braid.tokenview import pad_id
 
 
 class TrainConfig(BaseModel):
@@ -129,7 +130,7 @@ def train_fusion(
         rng.shuffle(examples)
         n_eval = int(len(examples) * config.eval_fraction)
         held_out, examples = examples[:n_eval], examples[n_eval:]
-    pad_id = _pad_id(braided.tokenizer)
+    pad = pad_id(braided.tokenizer)
     steps_per_epoch = -(-len(examples) // config.batch_size)
     total = config.max_steps or steps_per_epoch * config.num_epochs  # max_steps wins, cycling epochs
     opt = make_optimizer(braided, config)
@@ -141,7 +142,7 @@ def train_fusion(
         if step % steps_per_epoch == 0:
             rng.shuffle(examples)
         start = (step % steps_per_epoch) * config.batch_size
-        loss = braided(**collate(examples[start : start + config.batch_size], pad_id)).loss
+        loss = braided(**collate(examples[start : start + config.batch_size], pad)).loss
         loss.backward()
         if config.grad_clip:
             torch.nn.utils.clip_grad_norm_(braided.fusion_parameters(), config.grad_clip)
@@ -153,14 +154,7 @@ def train_fusion(
         bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}")
         if held_out and ((step + 1) % config.eval_every == 0 or step + 1 == total):
             history.eval_steps.append(step + 1)
-            history.eval_loss.append(evaluate(braided, held_out, config.batch_size, pad_id))
+            history.eval_loss.append(evaluate(braided, held_out, config.batch_size, pad))
     bar.close()
     braided.eval()
     return history
-
-
-def _pad_id(tokenizer: Any) -> int:
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if candidate is not None:
-            return int(candidate)
-    return 0

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from braid.alignment import Alignment, MemberTree, build_member_tree
-from braid.tokenview import member_tokenize, visible_ends
+from braid.tokenview import member_tokenize, pad_id, visible_ends
 
 
 def sample_trees(
@@ -74,7 +74,7 @@ def batch_views(
             continue
         tok = member.tokenizer
         trees = trees_of[m] = [sample_trees(braided.tokenizer, tok, row, braided.use_offsets) for row in rows]
-        member_inputs, index = collate_trees(trees, _pad_id(tok), input_ids.shape[1])
+        member_inputs, index = collate_trees(trees, pad_id(tok), input_ids.shape[1])
         inputs.append(member_inputs)
         sigma, receive = index["sigma"], index["receive"]
         alignment.to_anchor[m] = sigma.clamp(min=0)
@@ -82,10 +82,3 @@ def batch_views(
         alignment.from_anchor[m] = receive.clamp(min=0)
         alignment.from_anchor_valid[m] = receive >= 0
     return inputs, alignment, trees_of
-
-
-def _pad_id(tokenizer: Any) -> int:
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id):
-        if candidate is not None:
-            return int(candidate)
-    return 0
