@@ -150,6 +150,16 @@ def _memory_app() -> typer.Typer:
 
 
 app.add_typer(_memory_app(), name="memory")
+
+
+def _tool_apps() -> tuple[typer.Typer, typer.Typer]:
+    from tools.cli import mcp_app, tools_app
+
+    return tools_app, mcp_app
+
+
+app.add_typer(_tool_apps()[0], name="tools")
+app.add_typer(_tool_apps()[1], name="mcp")
 zoo_app = typer.Typer(help="The zoo of small specialist models trained here.", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
 

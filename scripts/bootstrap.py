@@ -17,7 +17,7 @@ import tomllib
 import venv
 from pathlib import Path
 
-EXTRAS = ("dev", "bench", "memory")
+EXTRAS = ("dev", "bench", "memory", "tools", "ray", "serve")
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -1,0 +1,152 @@
+"""ToolExecutor: a registry of JSON-schema'd tools and one ``execute(name, args)`` for all of them.
+
+Local tools validate their arguments with a pydantic model; tools from external MCP servers validate with the
+JSON schema the server published. Either way a bad argument raises ToolValidationError naming the field, an
+unknown name raises UnknownToolError listing the tools there are, and every call has a timeout.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from tools.config import ToolsConfig
+from tools.errors import ToolTimeoutError, ToolValidationError, UnknownToolError
+from tools.safety import Resolver, system_resolver
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A callable tool. ``validate`` turns raw arguments into what ``call`` takes, or raises ToolValidationError."""
+
+    name: str
+    description: str
+    input_schema: dict
+    validate: Callable[[dict], Any]
+    call: Callable[[Any], Any]
+    source: str = "local"
+
+    @classmethod
+    def local(cls, name: str, description: str, params: type[BaseModel], fn: Callable[[Any], Any]) -> Tool:
+        def validate(args: dict) -> BaseModel:
+            try:
+                return params.model_validate(args)
+            except ValidationError as e:
+                raise _validation_error(name, e) from None
+
+        return cls(name, description, params.model_json_schema(by_alias=True), validate, fn)
+
+
+def _validation_error(tool: str, err: ValidationError) -> ToolValidationError:
+    fields, parts = [], []
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "(arguments)"
+        fields.append(field)
+        got = f" (got {e['input']!r:.60})" if e["type"] != "missing" and "input" in e else ""
+        parts.append(f"{field!r}: {e['msg']}{got}")
+    return ToolValidationError(tool, fields, "; ".join(parts))
+
+
+def to_jsonable(value: Any) -> Any:
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value, by_alias=True)
+
+
+class ToolExecutor:
+    """``ToolExecutor()`` registers web_search and extract_content; ``memory_manager=`` adds search_memory;
+    ``config.mcp_servers`` adds the tools of each external MCP server as ``<server>.<tool>``."""
+
+    def __init__(
+        self,
+        config: ToolsConfig | None = None,
+        *,
+        memory_manager: Any = None,
+        resolver: Resolver = system_resolver,
+        builtin: bool = True,
+    ):
+        self.config = config or ToolsConfig()
+        self.resolver = resolver
+        self._tools: dict[str, Tool] = {}
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="tool")
+        self._connections: list[Any] = []
+        if builtin:
+            from tools.builtin import builtin_tools
+
+            for tool in builtin_tools(self.config, resolver, memory_manager):
+                self.register(tool)
+        for spec in self.config.mcp_servers:
+            self.add_mcp_server(spec)
+
+    # -- registry ---------------------------------------------------------------------------------------------
+    def register(self, tool: Tool) -> None:
+        if tool.name in self._tools:
+            raise ValueError(
+                f"a tool named {tool.name!r} is already registered ({self._tools[tool.name].source})"
+            )
+        self._tools[tool.name] = tool
+
+    def register_function(
+        self, fn: Callable[[Any], Any], params: type[BaseModel], name: str, description: str
+    ):
+        self.register(Tool.local(name, description, params, fn))
+
+    def add_mcp_server(self, spec) -> list[str]:
+        """Connect to an external MCP server and register its tools; returns their names here."""
+        from tools.mcp_client import McpConnection, remote_tools
+
+        conn = McpConnection(spec)
+        self._connections.append(conn)
+        tools = remote_tools(conn)
+        for tool in tools:
+            self.register(tool)
+        return [t.name for t in tools]
+
+    def list_tools(self) -> list[dict]:
+        return [
+            {"name": t.name, "description": t.description, "input_schema": t.input_schema, "source": t.source}
+            for t in self._tools.values()
+        ]
+
+    def get(self, name: str) -> Tool:
+        if name not in self._tools:
+            raise UnknownToolError(name, list(self._tools))
+        return self._tools[name]
+
+    # -- execution --------------------------------------------------------------------------------------------
+    def execute(self, name: str, args: dict | None = None, timeout_s: float | None = None) -> Any:
+        """Validate, run with a timeout, and return a JSON-able result."""
+        tool = self.get(name)
+        if args is not None and not isinstance(args, dict):
+            raise ToolValidationError(
+                name, ["(arguments)"], f"arguments must be an object, got {type(args).__name__}"
+            )
+        validated = tool.validate(args or {})
+        timeout = timeout_s or self.config.tool_timeout_s
+        future = self._pool.submit(tool.call, validated)
+        try:
+            return to_jsonable(future.result(timeout=timeout))
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise ToolTimeoutError(f"{name} did not finish within {timeout:g}s") from None
+
+    async def aexecute(self, name: str, args: dict | None = None, timeout_s: float | None = None) -> Any:
+        import anyio
+
+        return await anyio.to_thread.run_sync(lambda: self.execute(name, args, timeout_s))
+
+    def close(self) -> None:
+        for conn in self._connections:
+            conn.close()
+        self._connections.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> ToolExecutor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,102 @@
+"""Our tools as an MCP server, over stdio or streamable HTTP (bound to 127.0.0.1 unless told otherwise).
+
+Built on the SDK's low-level ``Server`` because our registry already holds each tool's JSON schema: the server
+publishes those schemas as they are instead of re-deriving them from Python signatures.
+
+    python -m tools.mcp_server --transport http --port 8765     # or: braid mcp serve
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from tools.errors import ToolError, UnknownToolError
+from tools.executor import ToolExecutor
+
+DEFAULT_PORT = 8765
+
+
+def build_mcp_server(executor: ToolExecutor, name: str = "llm-braid-tools") -> Any:
+    import anyio
+    import mcp.types as types
+    from mcp.server import Server
+    from mcp.shared.exceptions import MCPError
+
+    async def list_tools(ctx, params) -> types.ListToolsResult:
+        return types.ListToolsResult(
+            tools=[
+                types.Tool(name=t["name"], description=t["description"], input_schema=t["input_schema"])
+                for t in executor.list_tools()
+            ]
+        )
+
+    async def call_tool(ctx, params) -> types.CallToolResult:
+        try:
+            result = await anyio.to_thread.run_sync(executor.execute, params.name, params.arguments or {})
+        except UnknownToolError as e:
+            raise MCPError(types.INVALID_PARAMS, str(e)) from None
+        except ToolError as e:  # tool failures go back in the result, so a model can read and correct them
+            return types.CallToolResult(content=[types.TextContent(text=str(e))], is_error=True)
+        structured = result if isinstance(result, dict) else {"result": result}
+        return types.CallToolResult(
+            content=[types.TextContent(text=json.dumps(result))], structured_content=structured
+        )
+
+    def input_schema(tool_name: str) -> dict | None:
+        try:
+            return executor.get(tool_name).input_schema
+        except UnknownToolError:
+            return None
+
+    return Server(
+        name,
+        version="0.1.0",
+        get_tool_input_schema=input_schema,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
+
+
+def serve_stdio(executor: ToolExecutor) -> None:
+    import anyio
+    from mcp.server.stdio import stdio_server
+
+    server = build_mcp_server(executor)
+
+    async def main() -> None:
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+
+    anyio.run(main)
+
+
+def serve_http(
+    executor: ToolExecutor, host: str = "127.0.0.1", port: int = DEFAULT_PORT, path: str = "/mcp"
+) -> None:
+    import uvicorn
+
+    app = build_mcp_server(executor).streamable_http_app(streamable_http_path=path, host=host)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from tools.config import ToolsConfig
+
+    parser = argparse.ArgumentParser(description="Serve llm-braid's tools over MCP.")
+    parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--config", help="YAML with a 'tools:' section (ToolsConfig)")
+    args = parser.parse_args(argv)
+    config = ToolsConfig.from_yaml(args.config) if args.config else ToolsConfig()
+    with ToolExecutor(config) as executor:
+        if args.transport == "stdio":
+            serve_stdio(executor)
+        else:
+            serve_http(executor, args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()
