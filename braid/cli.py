@@ -160,6 +160,15 @@ def _tool_apps() -> tuple[typer.Typer, typer.Typer]:
 
 app.add_typer(_tool_apps()[0], name="tools")
 app.add_typer(_tool_apps()[1], name="mcp")
+
+
+def _tune_command():
+    from tune.cli import tune_command
+
+    return tune_command
+
+
+app.command("tune")(_tune_command())
 zoo_app = typer.Typer(help="The zoo of small specialist models trained here.", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
 

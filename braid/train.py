@@ -8,7 +8,7 @@ learning (DESIGN.md decision 1). A held-out split is evaluated along the way, no
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,13 +131,33 @@ def train_fusion(
         n_eval = int(len(examples) * config.eval_fraction)
         held_out, examples = examples[:n_eval], examples[n_eval:]
     pad = pad_id(braided.tokenizer)
+    total = config.max_steps or -(-len(examples) // config.batch_size) * config.num_epochs
+    history = TrainHistory()
+    bar = tqdm(total=total, desc="train fusion", disable=not config.progress)
+    for step, loss in fusion_steps(braided, examples, config, total, rng):
+        history.train_loss.append(loss)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}")
+        if held_out and ((step + 1) % config.eval_every == 0 or step + 1 == total):
+            history.eval_steps.append(step + 1)
+            history.eval_loss.append(evaluate(braided, held_out, config.batch_size, pad))
+    bar.close()
+    braided.eval()
+    return history
+
+
+def fusion_steps(
+    braided: BraidedLLM, examples: list[Example], config: TrainConfig, total: int, rng: random.Random
+) -> Iterator[tuple[int, float]]:
+    """Optimizer steps over tokenized ``examples`` (cycling epochs), yielding (step, loss) after each.
+
+    A generator so callers (train_fusion, the Tune trainable) can evaluate or report between steps while
+    one optimizer keeps its state."""
+    pad = pad_id(braided.tokenizer)
     steps_per_epoch = -(-len(examples) // config.batch_size)
-    total = config.max_steps or steps_per_epoch * config.num_epochs  # max_steps wins, cycling epochs
     opt = make_optimizer(braided, config)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (config.warmup_steps + 1)))
-    history = TrainHistory()
     braided.train()
-    bar = tqdm(total=total, desc="train fusion", disable=not config.progress)
     for step in range(total):
         if step % steps_per_epoch == 0:
             rng.shuffle(examples)
@@ -149,12 +169,5 @@ def train_fusion(
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        history.train_loss.append(loss.item())
-        bar.update(1)
-        bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}")
-        if held_out and ((step + 1) % config.eval_every == 0 or step + 1 == total):
-            history.eval_steps.append(step + 1)
-            history.eval_loss.append(evaluate(braided, held_out, config.batch_size, pad))
-    bar.close()
+        yield step, loss.item()
     braided.eval()
-    return history

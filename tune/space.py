@@ -1,0 +1,148 @@
+"""The search space: which members (and which anchor), where to fuse, how, and with which parameters.
+
+Built from the fusion registry and a model pool; YAML narrows or extends it. Member subsets and anchors are one
+categorical ("anchor|a,b") and fusion layers are (count, placement) resolved against the anchor's depth, so every
+parameter has a fixed set of choices, which TPE needs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Placement = Literal["early", "spread", "late"]
+
+
+class SearchSpace(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    pool: tuple[str, ...] | None = Field(
+        None, description="model names to draw from; default: the whole pool"
+    )
+    min_members: int = Field(2, ge=2)
+    max_members: int = Field(2, ge=2)
+    anchors: tuple[str, ...] | None = Field(
+        None, description="allowed anchors; default: any member of the subset"
+    )
+    fusion_points: tuple[int, ...] = (1, 2)
+    placements: tuple[Placement, ...] = ("early", "spread", "late")
+    strategies: tuple[str, ...] | None = Field(None, description="default: every registered fusion strategy")
+    fusion_dims: tuple[int, ...] = (8, 16, 32)
+    lr: tuple[float, float] = (3e-4, 1e-2)
+    steps: tuple[int, ...] = (20, 40)
+    temperature: tuple[float, float] = (0.0, 0.8)
+
+    @field_validator("strategies")
+    @classmethod
+    def _known_strategies(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        from braid.fusion import FUSION_STRATEGIES
+
+        if v is not None and (unknown := sorted(set(v) - set(FUSION_STRATEGIES))):
+            raise ValueError(f"unknown strategies {unknown}; valid: {sorted(FUSION_STRATEGIES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _ranges(self) -> SearchSpace:
+        if self.min_members > self.max_members:
+            raise ValueError(f"min_members ({self.min_members}) > max_members ({self.max_members})")
+        for name, (lo, hi) in (("lr", self.lr), ("temperature", self.temperature)):
+            if not 0 <= lo <= hi:
+                raise ValueError(f"{name} range must satisfy 0 <= low <= high, got {(lo, hi)}")
+        if self.lr[0] <= 0:
+            raise ValueError("lr range must be positive (it is sampled log-uniformly)")
+        if not self.fusion_points or min(self.fusion_points) < 1:
+            raise ValueError("fusion_points must be positive counts")
+        return self
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> SearchSpace:
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        return cls.model_validate(data.get("space", data))
+
+    def braids(self, pool: list[str]) -> list[str]:
+        """Every allowed (anchor, members) as 'anchor|m1,m2' (members sorted, anchor among them)."""
+        names = list(self.pool or pool)
+        if missing := sorted(set(names) - set(pool)):
+            raise ValueError(f"search space names models not in the pool: {missing}; pool: {sorted(pool)}")
+        out = []
+        for k in range(self.min_members, min(self.max_members, len(names)) + 1):
+            for group in itertools.combinations(sorted(names), k):
+                out += [f"{a}|{','.join(group)}" for a in group if self.anchors is None or a in self.anchors]
+        if not out:
+            raise ValueError("the search space allows no braid (check pool, member counts and anchors)")
+        return out
+
+    def param_space(self, pool: list[str]) -> dict[str, Any]:
+        """Ray Tune's param_space (OptunaSearch converts it; random search samples it)."""
+        from ray import tune
+
+        from braid.fusion import FUSION_STRATEGIES
+
+        return {
+            "braid": tune.choice(self.braids(pool)),
+            "fusion_points": tune.choice(list(self.fusion_points)),
+            "placement": tune.choice(list(self.placements)),
+            "strategy": tune.choice(list(self.strategies or FUSION_STRATEGIES)),
+            "fusion_dim": tune.choice(list(self.fusion_dims)),
+            "lr": tune.loguniform(*self.lr),
+            "steps": tune.choice(list(self.steps)),
+            "temperature": tune.uniform(*self.temperature) if self.temperature[1] > 0 else 0.0,
+        }
+
+
+class BraidChoice(BaseModel):
+    """One sampled configuration, resolved against the pool: everything needed to build and train a braid."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    members: tuple[str, ...] = Field(min_length=2)
+    anchor: str
+    strategy: str
+    fusion_points: int = Field(ge=1)
+    placement: Placement
+    fusion_layers: tuple[int, ...]
+    fusion_dim: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    steps: int = Field(ge=1)
+    temperature: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _anchor_is_member(self) -> BraidChoice:
+        if self.anchor not in self.members:
+            raise ValueError(f"anchor {self.anchor!r} is not one of the members {list(self.members)}")
+        return self
+
+    @classmethod
+    def from_trial(cls, config: dict[str, Any], anchor_depth: int) -> BraidChoice:
+        anchor, members = config["braid"].split("|")
+        return cls(
+            members=tuple(members.split(",")),
+            anchor=anchor,
+            strategy=config["strategy"],
+            fusion_points=config["fusion_points"],
+            placement=config["placement"],
+            fusion_layers=tuple(place_layers(anchor_depth, config["fusion_points"], config["placement"])),
+            fusion_dim=config["fusion_dim"],
+            lr=config["lr"],
+            steps=config["steps"],
+            temperature=config["temperature"],
+        )
+
+    def ordered_members(self) -> list[str]:
+        """Anchor first (BraidedLLM's anchor index 0), then the rest in name order."""
+        return [self.anchor, *(m for m in self.members if m != self.anchor)]
+
+
+def place_layers(depth: int, points: int, placement: str) -> list[int]:
+    """``points`` anchor blocks: the first ones, evenly spread ending at the last, or the last ones."""
+    from braid.config import default_fusion_layers
+
+    points = min(points, depth)
+    if placement == "early":
+        return list(range(points))
+    if placement == "late":
+        return list(range(depth - points, depth))
+    return default_fusion_layers(depth, points)

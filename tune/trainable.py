@@ -1,0 +1,106 @@
+"""The Tune trainable: build the sampled braid (local placement) inside the trial, train its fusion on the
+task's train split reporting the task metric as it goes, checkpoint the fusion weights at every report.
+
+Plain functions first (``build_braid``, ``measure_cost``, ``run_trial``), so they are tested without Ray;
+``braid_trainable`` is the thin Tune wrapper.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tune.records import Cost
+from tune.space import BraidChoice
+from tune.tasks import TaskSpec, evaluate_task, task_data
+
+Report = Callable[[dict[str, Any], Path], None]  # (metrics, checkpoint dir) -> None
+
+
+def build_braid(choice: BraidChoice, zoo: dict[str, str]):
+    from braid.braided import BraidedLLM
+
+    return BraidedLLM(
+        model_configs=[zoo[m] for m in choice.ordered_members()],
+        fusion_strategy=choice.strategy,
+        fusion_layers=list(choice.fusion_layers),
+        fusion_dim=choice.fusion_dim,
+    )
+
+
+def measure_cost(braided, prompt: str, new_tokens: int = 8) -> Cost:
+    """Greedy decode time per token (best of two), trained parameters, and weight memory."""
+    best = float("inf")
+    for _ in range(2):
+        start = time.perf_counter()
+        braided.generate(prompt[:200], max_new_tokens=new_tokens)
+        best = min(best, (time.perf_counter() - start) * 1000 / new_tokens)
+    weights = sum(p.numel() * p.element_size() for p in braided.parameters())
+    return Cost(trained_params=braided.num_fusion_parameters(), decode_ms=best, memory_mb=weights / 2**20)
+
+
+def run_trial(
+    config: dict[str, Any],
+    task: TaskSpec,
+    zoo: dict[str, str],
+    report: Report,
+    eval_every: int = 10,
+    resume_from: Path | None = None,
+    seed: int = 0,
+) -> None:
+    """Train ``steps`` fusion steps, calling ``report`` every ``eval_every`` steps with metrics + checkpoint."""
+    import torch
+
+    from braid.config import probe_architecture
+    from braid.train import TrainConfig, fusion_steps, tokenize_dataset
+
+    anchor = config["braid"].split("|")[0]
+    choice = BraidChoice.from_trial(config, probe_architecture(zoo[anchor]).num_layers)
+    torch.manual_seed(seed)
+    braided = build_braid(choice, zoo)
+    done = 0
+    if resume_from is not None:
+        braided.load_fusion_layers(resume_from / "fusion.safetensors")
+        done = json.loads((resume_from / "state.json").read_text())["step"]
+    data = task_data(task)
+    cost = measure_cost(braided, data.eval[0].prompt)
+    train_cfg = TrainConfig(learning_rate=choice.lr, batch_size=8, max_length=128, progress=False, seed=seed)
+    examples = tokenize_dataset(braided, data.train, train_cfg.max_length)
+    fixed = {**cost.model_dump(), "choice": choice.model_dump_json()}
+    for step, loss in fusion_steps(
+        braided, examples, train_cfg, choice.steps - done, random.Random(seed + done)
+    ):
+        step += done + 1
+        if step % eval_every and step != choice.steps:
+            continue
+        metrics = evaluate_task(braided, task, temperature=choice.temperature, seed=seed)
+        with tempfile.TemporaryDirectory() as tmp:
+            braided.save_fusion_layers(Path(tmp) / "fusion.safetensors")
+            (Path(tmp) / "state.json").write_text(json.dumps({"step": step}))
+            report({**metrics, "train_loss": loss, "steps_trained": step, **fixed}, Path(tmp))
+        braided.train()
+
+
+def braid_trainable(
+    config: dict[str, Any], *, task: dict, zoo: dict[str, str], eval_every: int, seed: int
+) -> None:
+    """Ray Tune function trainable (use with ``tune.with_parameters``)."""
+    import torch
+    from ray import tune
+
+    torch.set_num_threads(1)  # trials share the node's cores; one thread each avoids oversubscription
+
+    def report(metrics: dict[str, Any], ckpt_dir: Path) -> None:
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(ckpt_dir)))
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        run_trial(config, TaskSpec.model_validate(task), zoo, report, eval_every, None, seed)
+        return
+    with checkpoint.as_directory() as d:
+        run_trial(config, TaskSpec.model_validate(task), zoo, report, eval_every, Path(d), seed)
