@@ -34,7 +34,7 @@ def tune_command(
     from tune.records import ModelFeatures
     from tune.report import best_table, pareto_plot
     from tune.space import SearchSpace
-    from tune.sweep import SweepConfig, run_sweep
+    from tune.sweep import SweepConfig, SweepInterrupted, run_sweep
     from tune.tasks import TaskSuite
 
     try:  # every input is validated before Ray starts or a model loads
@@ -47,7 +47,11 @@ def tune_command(
     zoo = build_zoo(tiny=tiny)
     pool = [ModelFeatures.from_card(c) for c in load_cards(tiny=tiny)]
     search_space.braids(list(zoo))  # names outside the pool fail here, not inside a trial
-    records, path = run_sweep(suite, search_space, cfg, zoo, pool, address=address)
+    try:
+        records, path = run_sweep(suite, search_space, cfg, zoo, pool, address=address)
+    except SweepInterrupted as e:
+        console.print(f"[yellow]{e}[/yellow]")
+        raise typer.Exit(130) from None
     console.print(best_table(records))
     png = pareto_plot(records, plot or path.with_suffix(".pareto.png"))
     console.print(f"{len(records)} records -> {path}\nPareto plot -> {png}")

@@ -14,6 +14,10 @@ from tune.space import BraidChoice, SearchSpace
 from tune.tasks import TaskSpec, TaskSuite
 
 
+class SweepInterrupted(RuntimeError):
+    """The sweep stopped before every trial finished (Ctrl-C, a lost cluster): run it again to resume."""
+
+
 class SweepConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = Field("sweep", pattern=r"^[A-Za-z0-9_.-]+$")
@@ -147,6 +151,12 @@ def run_sweep(
     records: list[SweepRecord] = []
     for task in suite.tasks:
         results = tuner_for(task, space, cfg, zoo).fit()
+        finished = results.num_terminated + results.num_errors
+        if finished < cfg.num_samples:
+            raise SweepInterrupted(
+                f"sweep {cfg.name!r}, task {task.name!r}: {finished}/{cfg.num_samples} trials finished; "
+                "run the same command again to resume it"
+            )
         records += results_to_records(results, task, pool, cfg)
     path = Path(records_path or Path(cfg.storage_path) / f"{cfg.name}.records.jsonl")
     return records, write_records(records, path)
