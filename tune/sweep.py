@@ -4,6 +4,7 @@ resumable with Tuner.restore, exported as sweep records.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -146,6 +147,8 @@ def run_sweep(
     """Sweep every task in turn; write (and return) the records. Re-running resumes unfinished experiments."""
     import ray
 
+    # one checkpoint per report is by design (ASHA may stop a trial after any report); silence Tune's nag
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     records: list[SweepRecord] = []
