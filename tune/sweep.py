@@ -41,7 +41,10 @@ def _searcher(cfg: SweepConfig):
     if cfg.search == "random":
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
-        return BasicVariantGenerator(random_state=cfg.seed, points_to_evaluate=points)
+        # TuneConfig.max_concurrent_trials applies only to Searchers; this generator takes its own limit
+        return BasicVariantGenerator(
+            random_state=cfg.seed, points_to_evaluate=points, max_concurrent=cfg.max_concurrent_trials or 0
+        )
     from ray.tune.search.optuna import OptunaSearch
 
     # multi-objective TPE: quality up, decode latency down
