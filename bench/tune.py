@@ -71,11 +71,12 @@ def main() -> None:
         ["task", "metric", "best score, full", "best score, ASHA", "diff", "steps, full", "steps, ASHA",
          "compute ratio", "stopped early"], rows,
     )  # fmt: skip
+    winners = {t: best(rs) for t, rs in by_task(full).items()}
     bests = markdown_table(
         ["task", "type", "best anchor", "members", "strategy", "layers", "fusion_dim", "score"],
-        [[t, best(rs).task.type, best(rs).config.anchor, "+".join(best(rs).config.members), best(rs).config.strategy,
-          str(list(best(rs).config.fusion_layers)), str(best(rs).config.fusion_dim), f"{best(rs).metrics['score']:.3f}"]
-         for t, rs in by_task(full).items()],
+        [[t, b.task.type, b.config.anchor, "+".join(b.config.members), b.config.strategy,
+          str(list(b.config.fusion_layers)), str(b.config.fusion_dim), f"{b.metrics['score']:.3f}"]
+         for t, b in winners.items()],
     )  # fmt: skip
     diffs = config_differences(full)
     summary = (

@@ -158,8 +158,9 @@ def _tool_apps() -> tuple[typer.Typer, typer.Typer]:
     return tools_app, mcp_app
 
 
-app.add_typer(_tool_apps()[0], name="tools")
-app.add_typer(_tool_apps()[1], name="mcp")
+_tools_app, _mcp_app = _tool_apps()
+app.add_typer(_tools_app, name="tools")
+app.add_typer(_mcp_app, name="mcp")
 
 
 def _tune_command():

@@ -30,7 +30,7 @@ def tune_command(
     """Sweep braiding configurations per task; writes versioned sweep records (JSONL)."""
     from pydantic import ValidationError
 
-    from braid.zoo.build import build_zoo, load_cards
+    from braid.zoo.build import build_zoo, load_cards, zoo_spec
     from tune.records import ModelFeatures
     from tune.report import best_table, pareto_plot
     from tune.space import SearchSpace
@@ -42,11 +42,11 @@ def tune_command(
         search_space = SearchSpace.from_yaml(space) if space else SearchSpace()
         extra = {"storage_path": str(storage_path)} if storage_path else {}
         cfg = SweepConfig(name=name, num_samples=num_samples, search=search, scheduler=scheduler, **extra)
+        search_space.braids([m.name for m in zoo_spec(tiny).members])  # a name outside the pool fails here
     except (ValidationError, ValueError) as e:
         raise typer.BadParameter(str(e)) from None
     zoo = build_zoo(tiny=tiny)
     pool = [ModelFeatures.from_card(c) for c in load_cards(tiny=tiny)]
-    search_space.braids(list(zoo))  # names outside the pool fail here, not inside a trial
     try:
         records, path = run_sweep(suite, search_space, cfg, zoo, pool, address=address)
     except SweepInterrupted as e:

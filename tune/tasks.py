@@ -135,13 +135,13 @@ def task_data(spec: TaskSpec) -> TaskData:
     train = domain.train[: spec.n_train]
     held = domain.held_out
     if spec.type in ("arithmetic", "fact_recall"):
-        items = _qa_items(held, spec.type, spec.n_eval, spec.seed)
+        items = _qa_items(held, spec.n_eval, spec.seed)
     else:
         items = [EvalItem(prompt=t) for t in held[: spec.n_eval]]
     return TaskData(train=train, eval=items)
 
 
-def _qa_items(texts: list[str], kind: str, n: int, seed: int) -> list[EvalItem]:
+def _qa_items(texts: list[str], n: int, seed: int) -> list[EvalItem]:
     """Split held-out lines into (context + question, answer): the last statement's value is the answer."""
     rng = random.Random(seed)
     items = []

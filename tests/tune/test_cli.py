@@ -22,3 +22,10 @@ def test_bad_space_and_options(tmp_path):
     assert result.exit_code == 2 and "moe" in result.output
     result = runner.invoke(app, ["tune", "--search", "grid"])
     assert result.exit_code == 2 and "search" in result.output
+
+
+def test_space_naming_models_outside_the_pool(tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"space": {"pool": ["gpt-5", "prose-llama"]}}))
+    result = runner.invoke(app, ["tune", "--space", str(space)])
+    assert result.exit_code == 2 and "gpt-5" in result.output
