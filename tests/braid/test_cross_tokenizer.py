@@ -192,6 +192,7 @@ def test_trained_cross_tokenizer_braid_reads_the_expert(cross_facts):
     from braid.train import TrainConfig, evaluate, tokenize_dataset, train_fusion
 
     paths, train, held_out = cross_facts
+    torch.manual_seed(0)  # fusion init uses the global RNG: without a seed the result depends on test order
     braided = BraidedLLM(
         model_configs=paths, fusion_strategy="attention", fusion_layers=[0, 1], fusion_dim=32
     )
