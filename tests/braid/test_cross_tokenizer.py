@@ -192,7 +192,7 @@ def test_trained_cross_tokenizer_braid_reads_the_expert(cross_facts):
     from braid.train import TrainConfig, evaluate, tokenize_dataset, train_fusion
 
     paths, train, held_out = cross_facts
-    torch.manual_seed(0)  # fusion init uses the global RNG: without a seed the result depends on test order
+    torch.manual_seed(0)  # fusion init uses the global RNG; 400 steps leave a margin over float-order noise
     braided = BraidedLLM(
         model_configs=paths, fusion_strategy="attention", fusion_layers=[0, 1], fusion_dim=32
     )
@@ -200,6 +200,6 @@ def test_trained_cross_tokenizer_braid_reads_the_expert(cross_facts):
     held = tokenize_dataset(braided, held_out, 128)
     anchor_loss = evaluate(braided, held, 16, pad_id=2)
     history = train_fusion(
-        braided, train, TrainConfig(max_steps=200, learning_rate=3e-3, progress=False), eval_dataset=held_out
+        braided, train, TrainConfig(max_steps=400, learning_rate=3e-3, progress=False), eval_dataset=held_out
     )
     assert history.final_eval_loss < 0.6 * anchor_loss  # facts neither the anchor nor the fusion saw
