@@ -31,6 +31,10 @@ class Lockstep:
                 at[layer].append(p)
             self._points_at.append(dict(at))
 
+    def points_at(self, m: int) -> dict[int, list[int]]:
+        """Member m's fusion blocks, each with the points (in order) that meet there."""
+        return {layer: list(points) for layer, points in self._points_at[m].items()}
+
     def hooks(self, m: int) -> dict[int, Callable[[torch.Tensor], torch.Tensor]]:
         """Layer edits for member m: park at each of its fusion points and add the update received."""
 

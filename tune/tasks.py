@@ -155,24 +155,22 @@ def _qa_items(texts: list[str], n: int, seed: int) -> list[EvalItem]:
     return items[:n]
 
 
-UNMODELLED_PPL = 256.0  # a text the anchor cannot even write scores as uniform over bytes
+BYTE_NATS = math.log(256.0)  # a character the anchor cannot write costs what a uniform guess over bytes does
 
 
 def evaluate_task(braided, spec: TaskSpec, temperature: float = 0.0, seed: int = 0) -> dict[str, float]:
     """The task's metric, and ``score`` (higher is better, comparable across a task's trials).
 
-    Perplexity tasks: per-character perplexity, so anchors with different tokenizers compare; an anchor whose
-    tokenizer cannot round-trip the eval texts (unknown tokens would hide characters) gets the byte-uniform
-    floor. Exact-answer tasks: exact match, with the answer's correct-prefix share as the score (partial
-    credit keeps small models' differences visible)."""
-    from braid.zoo.evaluate import char_perplexity, member_logits
+    Perplexity tasks: per-character perplexity, so anchors with different tokenizers compare. Characters the
+    anchor's tokenizer cannot write (unknown tokens hide them) each cost ln 256 nats, the byte-uniform
+    guess, and the rest is scored as usual: such an anchor never wins, yet its braids still rank among
+    themselves (ASHA needs that to tell trials apart). Exact-answer tasks: exact match, with the answer's
+    correct-prefix share as the score (partial credit keeps small models' differences visible)."""
+    from braid.zoo.evaluate import member_logits
 
     items = task_data(spec).eval
     if spec.info.metric == "char_perplexity":
-        texts = [i.prompt for i in items]
-        tok = braided.tokenizer
-        lossless = all(tok.decode(tok(t)["input_ids"], skip_special_tokens=True) == t for t in texts)
-        ppl = char_perplexity(member_logits(braided), tok, texts) if lossless else UNMODELLED_PPL
+        ppl = graded_char_perplexity(member_logits(braided), braided.tokenizer, [i.prompt for i in items])
         return {"char_perplexity": ppl, "score": -math.log(ppl)}
     exact, prefix = 0, 0.0
     for i, item in enumerate(items):
@@ -183,6 +181,22 @@ def evaluate_task(braided, spec: TaskSpec, temperature: float = 0.0, seed: int =
         exact += out == item.answer
         prefix += _common_prefix(out, item.answer) / len(item.answer)
     return {"exact_match": exact / len(items), "score": prefix / len(items)}
+
+
+def graded_char_perplexity(logits_fn, tokenizer, texts: list[str]) -> float:
+    """Per-character perplexity over ``texts``, charging ln 256 for each character the tokenizer loses."""
+    from difflib import SequenceMatcher
+
+    from braid.zoo.evaluate import char_nll
+
+    written = [tokenizer.decode(tokenizer(t)["input_ids"], skip_special_tokens=True) for t in texts]
+    total, _ = char_nll(logits_fn, tokenizer, written)
+    kept = sum(
+        sum(b.size for b in SequenceMatcher(None, t, w, autojunk=False).get_matching_blocks())
+        for t, w in zip(texts, written, strict=True)
+    )
+    chars = sum(len(t) for t in texts)
+    return math.exp((total + (chars - kept) * BYTE_NATS) / max(chars, 1))
 
 
 def _common_prefix(a: str, b: str) -> int:

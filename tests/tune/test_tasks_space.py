@@ -83,8 +83,9 @@ def test_choice_from_trial_orders_anchor_first():
         BraidChoice(**{**choice.model_dump(), "anchor": "x"})
 
 
-def test_unwritable_text_gets_the_floor(zoo_and_pool):
-    """An anchor whose tokenizer cannot write the eval text must not win a perplexity task."""
+def test_unwritable_text_is_charged_per_lost_character(zoo_and_pool):
+    """An anchor whose tokenizer cannot write the eval text must not win a perplexity task, yet its score is
+    graded (not one floor shared by every such braid), so trials with that anchor still rank."""
     from tune.space import BraidChoice
     from tune.trainable import build_braid
 
@@ -100,4 +101,17 @@ def test_unwritable_text_gets_the_floor(zoo_and_pool):
         build_braid(BraidChoice(members=("prose-llama", "arith-gpt2"), anchor="arith-gpt2", **base), zoo),
         spec,
     )
-    assert arith["char_perplexity"] == 256.0 and prose["score"] > arith["score"]
+    assert prose["score"] > arith["score"] and arith["char_perplexity"] != 256.0
+
+
+def test_graded_perplexity_grows_with_the_characters_lost(zoo_and_pool):
+    from braid.model_wrapper import ModelWrapper
+    from braid.zoo.evaluate import member_logits
+    from tune.tasks import graded_char_perplexity
+
+    zoo, _ = zoo_and_pool
+    arith = ModelWrapper(zoo["arith-gpt2"])
+    fn = member_logits(arith)
+    written = graded_char_perplexity(fn, arith.tokenizer, ["12+30=42. 7*3=21."])
+    lossy = graded_char_perplexity(fn, arith.tokenizer, ["12+30=42. 7*3=21. Whyzzy quokkas!"])
+    assert 1.0 < written < lossy

@@ -1,0 +1,279 @@
+"""The braid's leader: fusion modules plus the generation loop, with every member reached over a channel.
+
+``LeaderBraid`` is a ``BraidedLLM`` whose members are stand-ins (``RemoteMember``: tokenizer and shape
+facts, no weights) and whose ``run_members`` drives the member servers instead of greenlets. Everything
+else (views, alignment, the fusion step, incremental sessions, sampling, streaming text) is the local
+braid's own code, which is why ray placement gives the same logits and the same greedy text.
+
+When a member is lost mid-request the leader closes every link (the survivors abandon their half-done
+forward), asks ``replace_members`` for live endpoints, re-dials and replays the request from its start;
+generation replays the prompt and the tokens already produced, so greedy output is unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+from braid.braided import BraidedLLM, FusionStep
+from braid.config import BraidConfig, MemberConfig
+from braid.generation import BraidSession, SamplingParams, sample_next, text_pieces
+from braid.model_wrapper import ModelWrapper, load_tokenizer
+from cluster.channel import ERROR, NO_UPDATE, RESULT, UPDATE, ChannelError, TensorChannel, _dtype
+
+Endpoint = tuple[str, int]
+
+
+class MemberLost(RuntimeError):
+    def __init__(self, member: int, reason: str):
+        super().__init__(f"member {member} was lost: {reason}")
+        self.member = member
+
+
+class MemberFailed(RuntimeError):
+    """The member raised while computing (bad input, out of memory): replaying would fail again."""
+
+
+class BraidUnavailable(RuntimeError):
+    """A lost member could not be brought back within the recovery timeout."""
+
+
+class RemoteCache:
+    """The leader's view of a KV cache that lives in a member: its session id and length."""
+
+    def __init__(self) -> None:
+        self.session = uuid.uuid4().hex
+        self.length = 0
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def crop(self, max_length: int) -> None:  # DynamicCache semantics: negative removes that many
+        self.length = max_length if max_length >= 0 else max(self.length + max_length, 0)
+
+
+class RemoteMember(ModelWrapper):
+    """A member seen from the leader: tokenizer, config and sizes; the weights are in the member actor."""
+
+    def __init__(self, spec: MemberConfig, info: dict[str, Any], device: str | torch.device = "cpu"):
+        torch.nn.Module.__init__(self)
+        from transformers import AutoConfig
+
+        self.model_name, self.quantization = spec.model_name, spec.quantization
+        self.tokenizer = load_tokenizer(spec.model_name)
+        self._config = AutoConfig.from_pretrained(spec.model_name)
+        self._device = torch.device(device)
+        self.state_dtype = _dtype(info["dtype"])
+        self._num_parameters = int(info["num_parameters"])
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def num_parameters(self) -> int:
+        return self._num_parameters
+
+    def freeze(self) -> RemoteMember:
+        return self
+
+    def new_cache(self) -> RemoteCache:
+        return RemoteCache()
+
+
+class MemberLink:
+    """The leader's end of one member's channel."""
+
+    def __init__(self, index: int, endpoint: Endpoint, timeout: float):
+        self.index, self.endpoint, self.timeout = index, endpoint, timeout
+        self.chan: TensorChannel | None = None
+
+    def connect(self, points_at: dict[int, list[int]]) -> None:
+        self.chan = TensorChannel.connect(*self.endpoint, timeout=self.timeout)
+        self.chan.send_msg({"op": "setup", "points_at": {str(k): v for k, v in points_at.items()}})
+
+    def close(self) -> None:
+        if self.chan is not None:
+            self.chan.close()
+            self.chan = None
+
+    def request(self, inputs: dict[str, Any], cache: RemoteCache | None, logits: bool) -> None:
+        names = [k for k, v in inputs.items() if v is not None]
+        header = {"op": "forward", "names": names, "logits": logits}
+        if cache is not None:
+            header |= {"session": cache.session, "past": cache.length}
+        self.chan.send_msg(header, [inputs[k] for k in names])
+
+    def recv_state(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        self._expect(b"S")
+        return self.chan.recv_tensor(shape, dtype)
+
+    def send_update(self, update: torch.Tensor | None) -> None:
+        if update is None:
+            self.chan.send_tag(NO_UPDATE)
+        else:
+            self.chan.send_tensor(UPDATE, update)
+
+    def recv_result(self) -> torch.Tensor | None:
+        self._expect(RESULT)
+        _, tensors = self.chan.recv_msg()
+        return tensors[0] if tensors else None
+
+    def _expect(self, tag: bytes) -> None:
+        got = self.chan.recv_tag()
+        if got == ERROR:
+            raise MemberFailed(f"member {self.index}: {self.chan.recv_msg()[0]['error']}")
+        if got != tag:
+            raise ChannelError(f"protocol error: expected {tag!r}, got {got!r}")
+
+
+class LeaderBraid(BraidedLLM):
+    """A braid whose members run elsewhere; same forward, generate and save interface as ``BraidedLLM``."""
+
+    def __init__(
+        self,
+        config: BraidConfig,
+        endpoints: list[Endpoint],
+        infos: list[dict[str, Any]],
+        device: str = "cpu",
+        timeout: float = 60.0,
+        recovery_timeout: float = 120.0,
+        replace_members: Callable[[set[int], float], list[Endpoint]] | None = None,
+    ):
+        proxies = [RemoteMember(s, i, device) for s, i in zip(config.model_configs, infos, strict=True)]
+        super().__init__(config=config, models=proxies)
+        self.links = [MemberLink(m, e, timeout) for m, e in enumerate(endpoints)]
+        self.recovery_timeout = recovery_timeout
+        self.replace_members = replace_members or (lambda lost, deadline: [ln.endpoint for ln in self.links])
+        self.recoveries = 0
+        self._connect_all(time.monotonic() + timeout)
+
+    # -- the exchange -------------------------------------------------------------------------------------
+    def run_members(
+        self, inputs, alignment, caches=None, fusion_caches=None, output_hidden_states=False, history=None
+    ) -> list[Any]:
+        if output_hidden_states:
+            raise ValueError("output_hidden_states is only available with placement='local'")
+        fuse = FusionStep(self.fusion_modules, alignment, fusion_caches, history)
+        running = [m for m, x in enumerate(inputs) if x is not None]
+        shapes = {m: (*inputs[m]["input_ids"].shape, self.models[m].hidden_size) for m in running}
+        m = -1
+        try:
+            for m in running:
+                cache = None if caches is None else caches[m]
+                self.links[m].request(inputs[m], cache, logits=m == self.config.anchor)
+            for p in range(self.lockstep.num_points):
+                states: list[torch.Tensor | None] = [None] * len(self.models)
+                for m in running:
+                    states[m] = self.links[m].recv_state(shapes[m], self.models[m].state_dtype)
+                updates = fuse(p, states)  # (B, T_m, D_m) per running member
+                for m in running:
+                    self.links[m].send_update(updates[m])
+            results: list[Any] = [None] * len(self.models)
+            for m in running:
+                results[m] = SimpleNamespace(logits=self.links[m].recv_result())
+        except ChannelError as e:
+            raise MemberLost(m, str(e)) from e
+        except MemberFailed:
+            self._reconnect(time.monotonic() + self.recovery_timeout)  # the others are mid-forward
+            raise
+        for m in running:
+            if caches is not None:
+                caches[m].length += shapes[m][1]
+        return results
+
+    # -- recovery -----------------------------------------------------------------------------------------
+    def _reconnect(self, deadline: float) -> None:
+        for link in self.links:
+            link.close()
+        self._connect_all(deadline)
+
+    def _connect_all(self, deadline: float) -> None:
+        for link in self.links:
+            while True:
+                try:
+                    link.connect(self.lockstep.points_at(link.index))
+                    break
+                except ChannelError as e:
+                    if time.monotonic() > deadline:
+                        raise BraidUnavailable(f"cannot reach member {link.index} at {link.endpoint}: {e}")
+                    time.sleep(0.1)
+
+    def recover(self, lost: MemberLost) -> None:
+        """Close every link, get live endpoints (replacing lost members), re-dial; or BraidUnavailable."""
+        deadline = time.monotonic() + self.recovery_timeout
+        for link in self.links:
+            link.close()
+        try:
+            endpoints = self.replace_members({lost.member}, deadline)
+        except Exception as e:
+            raise BraidUnavailable(f"member {lost.member} could not be replaced: {e}") from e
+        for link, endpoint in zip(self.links, endpoints, strict=True):
+            link.endpoint = endpoint
+        self._connect_all(deadline)
+        self.recoveries += 1
+
+    def with_recovery(self, fn: Callable[[], Any], attempts: int = 3) -> Any:
+        for _ in range(attempts - 1):
+            try:
+                return fn()
+            except MemberLost as e:
+                self.recover(e)
+        return fn()
+
+    def forward(self, input_ids, attention_mask=None, labels=None, output_hidden_states=False):
+        call = super().forward
+        return self.with_recovery(lambda: call(input_ids, attention_mask, labels, output_hidden_states))
+
+    # -- generation ---------------------------------------------------------------------------------------
+    def tokens(self, input_ids: torch.Tensor, params: SamplingParams, attempts: int = 3) -> Iterator[int]:
+        """``generate_tokens`` that survives lost members: a new session replays the prompt and the tokens
+        produced so far (no re-sampling), then generation goes on."""
+        generator = None if params.seed is None else torch.Generator().manual_seed(params.seed)
+        eos, produced, failures = self.tokenizer.eos_token_id, [], 0
+        while True:
+            try:
+                session = BraidSession(self)
+                logits = session.feed(input_ids)
+                for token in produced:
+                    logits = session.feed(torch.tensor([[token]]))
+                while len(produced) < params.max_new_tokens:
+                    token = sample_next(logits, params, generator)
+                    if token == eos:
+                        return
+                    produced.append(token)
+                    yield token
+                    if len(produced) < params.max_new_tokens:
+                        logits = session.feed(torch.tensor([[token]]))
+                return
+            except MemberLost as e:
+                failures += 1
+                if failures >= attempts:
+                    raise BraidUnavailable(f"gave up after {failures} member failures: {e}") from e
+                self.recover(e)
+
+    def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
+        ids = self.anchor_model.encode(prompt)["input_ids"]
+        return text_pieces(self.tokens(ids, params), self.tokenizer, params.stop)
+
+    def generate(self, prompt: str, max_new_tokens: int = 200, stream: bool = False, **sampling: Any):
+        pieces = self.stream(prompt, SamplingParams(max_new_tokens=max_new_tokens, **sampling))
+        return pieces if stream else "".join(pieces)
+
+    def close(self) -> None:
+        for link in self.links:
+            if link.chan is not None:
+                try:
+                    link.chan.send_msg({"op": "bye"})
+                except ChannelError:
+                    pass
+            link.close()

@@ -1,0 +1,102 @@
+"""The leader/member exchange without Ray: member servers on threads, channels on 127.0.0.1."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from braid import BraidedLLM
+from braid.config import BraidConfig
+from braid.model_wrapper import ModelWrapper
+from cluster.leader import BraidUnavailable, LeaderBraid, MemberFailed
+from cluster.member import MemberServer
+from tests.conftest import PROSE, randomize_fusion
+
+STRATEGIES = ["learned_weighted", "attention", "router"]
+
+
+def serve(paths: list[str]) -> list[MemberServer]:
+    return [MemberServer(ModelWrapper(p)).start() for p in paths]
+
+
+def pair(paths: list[str], strategy: str, layers: list[int] | None = None, **kw):
+    config = BraidConfig(model_configs=paths, fusion_strategy=strategy, fusion_layers=layers, fusion_dim=16)
+    local = BraidedLLM(config=config)
+    randomize_fusion(local, seed=3)
+    servers = serve(paths)
+    leader = LeaderBraid(
+        config, [(s.host, s.port) for s in servers], [s.info() for s in servers], timeout=20, **kw
+    )
+    leader.fusion_modules.load_state_dict(local.fusion_modules.state_dict())
+    return local, leader, servers
+
+
+def batch(braided, texts):
+    enc = braided.anchor_model.encode(texts)
+    return enc["input_ids"], enc["attention_mask"]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_leader_matches_local_logits_and_greedy_text(trio, strategy):
+    local, leader, servers = pair(trio, strategy, layers=[0, 1])
+    ids, mask = batch(local, PROSE[:3])
+    want = local(ids, attention_mask=mask).logits
+    got = leader(ids, attention_mask=mask).logits
+    assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5)
+    prompt = "models exchange hidden"
+    assert leader.generate(prompt, max_new_tokens=24) == local.generate(prompt, max_new_tokens=24)
+    assert all(s.requests > 0 for s in servers)
+    leader.close()
+
+
+def test_cross_tokenizer_braid_matches(cross_trio):
+    local, leader, _ = pair(cross_trio, "attention", layers=[0, 1])
+    ids, mask = batch(local, PROSE[:2])
+    assert torch.allclose(leader(ids, attention_mask=mask).logits, local(ids, attention_mask=mask).logits,
+                          atol=1e-5)  # fmt: skip
+    prompt = "a quick brown"
+    assert leader.generate(prompt, max_new_tokens=20) == local.generate(prompt, max_new_tokens=20)
+
+
+def test_lost_member_is_replaced_and_generation_replays(trio):
+    """A member server dies mid-generation; the replacement serves the replay and the text is unchanged."""
+    replaced: list[int] = []
+
+    def replace(lost, deadline):
+        (m,) = lost
+        fresh = MemberServer(ModelWrapper(trio[m])).start()
+        servers[m] = fresh
+        replaced.append(m)
+        return [(s.host, s.port) for s in servers]
+
+    local, leader, servers = pair(trio, "attention", layers=[0, 1], replace_members=replace)
+    want = local.generate("the braid reads", max_new_tokens=32)
+    pieces = leader.generate("the braid reads", max_new_tokens=32, stream=True)
+    got = next(pieces)
+    servers[1].close()
+    leader.links[1].chan.close()  # what the OS does to a killed process's socket
+    got += "".join(pieces)
+    assert got == want and replaced == [1] and leader.recoveries == 1
+
+
+def test_unrecoverable_member_raises_not_hangs(trio):
+    def replace(lost, deadline):
+        raise RuntimeError("no capacity left for the member")
+
+    _, leader, servers = pair(trio, "router", replace_members=replace, recovery_timeout=2)
+    for s in servers:
+        s.close()
+    for link in leader.links:
+        link.chan.close()
+    with pytest.raises(BraidUnavailable, match="could not be replaced: no capacity"):
+        leader.generate("the braid", max_new_tokens=4)
+
+
+def test_member_error_is_reported_and_the_braid_stays_usable(trio):
+    local, leader, _ = pair(trio, "learned_weighted")
+    bad = torch.full((1, 3), 10_000)  # beyond every member's vocabulary
+    with pytest.raises(MemberFailed, match="member 0: IndexError"):
+        leader(bad)
+    ids, mask = batch(local, PROSE[:1])
+    assert torch.allclose(leader(ids, attention_mask=mask).logits, local(ids, attention_mask=mask).logits,
+                          atol=1e-5)  # fmt: skip
