@@ -10,6 +10,7 @@ means re-dialling one connection, not rebuilding a group across every rank.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
@@ -33,7 +34,7 @@ class ChannelTimeout(ChannelError):
     pass
 
 
-def _dtype(name: str) -> torch.dtype:
+def parse_dtype(name: str) -> torch.dtype:
     dtype = getattr(torch, name.removeprefix("torch."), None)
     if not isinstance(dtype, torch.dtype):
         raise ValueError(f"unknown dtype {name!r} on the channel")
@@ -59,10 +60,8 @@ class TensorChannel:
             raise ChannelClosed(f"cannot reach {host}:{port}: {e}") from e
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.sock.close()
 
     # -- raw bytes ----------------------------------------------------------------------------------------
@@ -131,5 +130,5 @@ class TensorChannel:
         finally:
             self.sock.settimeout(self.timeout)
         header = json.loads(self._recv(n))
-        tensors = [self.recv_tensor(tuple(shape), _dtype(dt)) for dt, shape in header.pop("_tensors")]
+        tensors = [self.recv_tensor(tuple(shape), parse_dtype(dt)) for dt, shape in header.pop("_tensors")]
         return header, tensors

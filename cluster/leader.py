@@ -12,6 +12,7 @@ generation replays the prompt and the tokens already produced, so greedy output 
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from braid.braided import BraidedLLM, FusionStep
 from braid.config import BraidConfig, MemberConfig
 from braid.generation import BraidSession, SamplingParams, sample_next, text_pieces
 from braid.model_wrapper import ModelWrapper, load_tokenizer
-from cluster.channel import ERROR, NO_UPDATE, RESULT, UPDATE, ChannelError, TensorChannel, _dtype
+from cluster.channel import ERROR, NO_UPDATE, RESULT, UPDATE, ChannelError, TensorChannel, parse_dtype
 
 Endpoint = tuple[str, int]
 
@@ -68,7 +69,7 @@ class RemoteMember(ModelWrapper):
         self.tokenizer = load_tokenizer(spec.model_name)
         self._config = AutoConfig.from_pretrained(spec.model_name)
         self._device = torch.device(device)
-        self.state_dtype = _dtype(info["dtype"])
+        self.state_dtype = parse_dtype(info["dtype"])
         self._num_parameters = int(info["num_parameters"])
 
     @property
@@ -205,7 +206,8 @@ class LeaderBraid(BraidedLLM):
                     break
                 except ChannelError as e:
                     if time.monotonic() > deadline:
-                        raise BraidUnavailable(f"cannot reach member {link.index} at {link.endpoint}: {e}")
+                        msg = f"cannot reach member {link.index} at {link.endpoint}: {e}"
+                        raise BraidUnavailable(msg) from e
                     time.sleep(0.1)
 
     def recover(self, lost: MemberLost) -> None:
@@ -272,8 +274,6 @@ class LeaderBraid(BraidedLLM):
     def close(self) -> None:
         for link in self.links:
             if link.chan is not None:
-                try:
+                with contextlib.suppress(ChannelError):
                     link.chan.send_msg({"op": "bye"})
-                except ChannelError:
-                    pass
             link.close()
