@@ -40,7 +40,21 @@ class BraidOutput:
 
 
 class BraidedLLM(nn.Module):
-    """Braid of frozen HF causal LMs; only ``fusion_modules`` hold trainable parameters."""
+    """Braid of frozen HF causal LMs; only ``fusion_modules`` hold trainable parameters.
+
+    ``placement="ray"`` returns a ``cluster.RayBraidedLLM`` instead: each member in its own Ray actor, the
+    fusion in another, with the same forward / generate / save_pretrained (``ray_placement`` tunes it).
+    """
+
+    def __new__(cls, *args: Any, placement: str = "local", ray_placement: Any = None, **kwargs: Any):
+        if placement not in ("local", "ray"):
+            raise ValueError(f"unknown placement {placement!r}; valid: 'local', 'ray'")
+        if placement == "ray":
+            from cluster.braid import RayBraidedLLM
+
+            config = kwargs.get("config") or _config_from_args(*args, **kwargs)
+            return RayBraidedLLM(config, ray_placement)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -55,19 +69,15 @@ class BraidedLLM(nn.Module):
         *,
         config: BraidConfig | None = None,
         models: list[ModelWrapper] | None = None,
+        placement: str = "local",
+        ray_placement: Any = None,
     ):
         super().__init__()
         if config is None:
-            config = BraidConfig(
-                model_configs=model_configs or [],
-                fusion_strategy=fusion_strategy,
-                fusion_layers=fusion_layers,
-                anchor=anchor,
-                fusion_dim=fusion_dim,
-                strategy_params=strategy_params or {},
-                layer_map=layer_map,
-                alignment=alignment,
-            )
+            config = _config_from_args(
+                model_configs, fusion_strategy, fusion_layers, anchor, fusion_dim, strategy_params, layer_map,
+                alignment,
+            )  # fmt: skip
         self.config = config
         if models is None:
             models = [
@@ -228,14 +238,7 @@ class BraidedLLM(nn.Module):
         """Config + fusion weights; member weights are referenced by name or path, never copied."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        members = [
-            m.model_copy(update={"model_name": str(Path(m.model_name).resolve())})
-            if Path(m.model_name).is_dir()
-            else m
-            for m in self.config.model_configs
-        ]
-        config = self.config.model_copy(update={"model_configs": members})
-        (directory / CONFIG_FILE).write_text(config.model_dump_json(indent=2))
+        (directory / CONFIG_FILE).write_text(member_paths_resolved(self.config).model_dump_json(indent=2))
         self.save_fusion_layers(directory / FUSION_FILE)
 
     @classmethod
@@ -245,6 +248,17 @@ class BraidedLLM(nn.Module):
         braided = cls(config=config, models=models)
         braided.load_fusion_layers(directory / FUSION_FILE)
         return braided
+
+
+def member_paths_resolved(config: BraidConfig) -> BraidConfig:
+    """Local member directories as absolute paths, so a saved braid loads from anywhere."""
+    members = [
+        m.model_copy(update={"model_name": str(Path(m.model_name).resolve())})
+        if Path(m.model_name).is_dir()
+        else m
+        for m in config.model_configs
+    ]
+    return config.model_copy(update={"model_configs": members})
 
 
 class FusionHistory:
@@ -316,6 +330,29 @@ class FusionStep:
             else:
                 out.append(self.alignment.scatter_from_anchor(m, u).to(h.device, h.dtype))
         return out
+
+
+def _config_from_args(
+    model_configs: list[Any] | None = None,
+    fusion_strategy: str = "learned_weighted",
+    fusion_layers: list[int] | None = None,
+    anchor: int = 0,
+    fusion_dim: int = 256,
+    strategy_params: dict[str, Any] | None = None,
+    layer_map: dict[int, list[int]] | None = None,
+    alignment: str = "auto",
+    **_: Any,
+) -> BraidConfig:
+    return BraidConfig(
+        model_configs=model_configs or [],
+        fusion_strategy=fusion_strategy,
+        fusion_layers=fusion_layers,
+        anchor=anchor,
+        fusion_dim=fusion_dim,
+        strategy_params=strategy_params or {},
+        layer_map=layer_map,
+        alignment=alignment,
+    )
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

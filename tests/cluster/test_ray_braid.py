@@ -1,0 +1,77 @@
+"""Ray placement on a local cluster: parity with local placement, recovery, cleanup."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from braid import BraidedLLM
+from tests.cluster.conftest import SMALL
+from tests.conftest import PROSE, randomize_fusion
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def local_and_ray(paths, strategy, tmp_path, placement=SMALL):
+    local = BraidedLLM(paths, fusion_strategy=strategy, fusion_layers=[0, 1], fusion_dim=16)
+    randomize_fusion(local, seed=5)
+    local.save_pretrained(tmp_path / strategy)
+    remote = BraidedLLM(config=local.config, placement="ray", ray_placement=placement)
+    remote.load_fusion_layers(tmp_path / strategy / "fusion.safetensors")
+    return local, remote
+
+
+def is_dead(ray, actor) -> bool:
+    try:
+        ray.get(actor.ping.remote(), timeout=30)
+        return False
+    except ray.exceptions.RayActorError:
+        return True
+
+
+@pytest.mark.parametrize("strategy", ["learned_weighted", "attention", "router"])
+def test_ray_placement_matches_local(ray_local, trio, strategy, tmp_path):
+    local, remote = local_and_ray(trio, strategy, tmp_path)
+    with remote:
+        enc = local.anchor_model.encode(PROSE[:3])
+        want = local(enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+        got = remote(enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+        assert torch.allclose(got, want, atol=1e-5)
+        calls = remote.ray_calls
+        text = remote.generate("models exchange hidden", max_new_tokens=24)
+        assert text == local.generate("models exchange hidden", max_new_tokens=24)
+        assert remote.ray_calls - calls == 1  # one streaming call for the whole request
+        assert len(set(remote.nodes["member_nodes"])) == 1  # PACK on one node
+
+
+def test_killed_member_is_recreated_and_output_is_unchanged(ray_local, trio, tmp_path):
+    placement = SMALL.model_copy(update={"stream_buffer": 1})
+    local, remote = local_and_ray(trio, "attention", tmp_path, placement)
+    with remote:
+        want = local.generate("the braid reads", max_new_tokens=64)
+        victim = remote.member_handles()[1]
+        pieces = remote.generate("the braid reads", max_new_tokens=64, stream=True)
+        got = "".join(next(pieces) for _ in range(4))
+        ray_local.kill(victim)
+        got += "".join(pieces)
+        assert got == want
+        assert remote.recoveries() == 1
+
+
+def test_shutdown_leaves_no_actors_or_placement_groups(ray_local, trio, tmp_path):
+    from ray.util import placement_group_table
+
+    _, remote = local_and_ray(trio, "router", tmp_path)
+    actors = [remote.leader, *remote.member_handles()]
+    assert len(actors) == 4 and not any(is_dead(ray_local, a) for a in actors)
+    pg_id = remote.pg.id.hex()
+    remote.shutdown()
+    assert all(is_dead(ray_local, a) for a in actors)
+    assert placement_group_table()[pg_id]["state"] == "REMOVED"
+    remote.shutdown()  # twice is fine
+
+
+def test_unplaceable_braid_fails_fast_with_the_reason(ray_local, trio):
+    too_big = SMALL.model_copy(update={"cpus_per_member": 8.0, "ready_timeout_s": 3})
+    with pytest.raises(RuntimeError, match="cannot place the braid: 4 bundles"):
+        BraidedLLM(trio, fusion_dim=16, placement="ray", ray_placement=too_big)
