@@ -1,0 +1,80 @@
+"""cluster.yaml against Ray's own launcher schema; docker-compose.yml with `docker compose config` when a
+Docker client exists, by parsing otherwise."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def launcher_check(config: dict) -> dict:
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    prepared = prepare_config(copy.deepcopy(config))  # fills Ray's provider defaults, as `ray up` does
+    validate_config(prepared)
+    return prepared
+
+
+def test_cluster_yaml_is_a_valid_launcher_config():
+    config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    prepared = launcher_check(config)
+    types = prepared["available_node_types"]
+    assert prepared["head_node_type"] == "head" and "gpu_worker" in types
+    assert types["gpu_worker"]["node_config"]["InstanceType"].startswith(("g", "p"))  # a GPU instance
+    setup = " ".join(prepared["setup_commands"])
+    mounted = {v: k for k, v in prepared["file_mounts"].items()}
+    assert "pip install" in setup and mounted["."] in setup  # installs this checkout
+
+
+def test_launcher_validation_rejects_a_broken_cluster_yaml():
+    from jsonschema import ValidationError
+
+    config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    config["available_node_types"]["gpu_worker"]["min_wrokers"] = 1
+    with pytest.raises(ValidationError, match="min_wrokers"):
+        launcher_check(config)
+
+
+def test_compose_file_defines_head_workers_and_neo4j():
+    text = (ROOT / "docker-compose.yml").read_text()
+    if _has_compose():
+        out = subprocess.run(["docker", "compose", "-f", "-", "config"], input=text, capture_output=True,
+                             text=True, cwd=ROOT)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        text = out.stdout
+    compose = yaml.safe_load(text)
+    services = compose["services"]
+    assert {"ray-head", "ray-worker", "neo4j"} <= set(services)
+    head, worker = services["ray-head"], services["ray-worker"]
+    assert "--head" in str(head["command"]) and "ray-head:6379" in str(worker["command"])
+    for svc in (head, worker):
+        assert _bytes(svc["shm_size"]) >= 2**30  # Ray's object store lives in /dev/shm
+        assert "build" in svc or "image" in svc
+    for name, svc in services.items():
+        for dep in svc.get("depends_on", []):
+            assert dep in services, f"{name} depends on unknown service {dep}"
+        for volume in svc.get("volumes", []):
+            source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+            assert source in compose.get("volumes", {}) or source.startswith(("/", ".")), source
+    assert (ROOT / "Dockerfile").exists()
+
+
+def _has_compose() -> bool:
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+
+
+def _bytes(size: str | int) -> int:
+    if isinstance(size, int):
+        return size
+    units = {"k": 2**10, "m": 2**20, "g": 2**30}
+    size = size.lower().removesuffix("b")
+    return int(float(size[:-1]) * units[size[-1]]) if size[-1] in units else int(size)
