@@ -115,6 +115,18 @@ class FusionHost:
     def generate(self, prompt: str, params: dict[str, Any]) -> Iterator[str]:
         yield from self.braid.stream(prompt, SamplingParams(**params))
 
+    @torch.no_grad()
+    def decode_seconds(self, prompt_ids: torch.Tensor, tokens: list[int]) -> float:
+        """Seconds per token to feed ``tokens`` after the prompt (a fixed stream, so runs compare exactly)."""
+        from braid.generation import BraidSession
+
+        session = BraidSession(self.braid)
+        session.feed(prompt_ids)
+        start = time.perf_counter()
+        for t in tokens:
+            session.feed(torch.tensor([[t]]))
+        return (time.perf_counter() - start) / max(len(tokens), 1)
+
     def fusion_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         state = {k: v.detach().cpu() for k, v in self.braid.fusion_modules.state_dict().items()}
         return state, self.braid.fusion_signature()

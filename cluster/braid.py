@@ -140,6 +140,10 @@ class RayBraidedLLM:
     def member_handles(self) -> list[Any]:
         return self._call("member_handles")
 
+    def decode_seconds(self, prompt_ids: torch.Tensor, tokens: list[int]) -> float:
+        """Leader-side seconds per token for a fixed token stream (benchmarks)."""
+        return self._call("decode_seconds", prompt_ids, tokens)
+
     def recoveries(self) -> int:
         return self._call("recoveries")
 
