@@ -164,8 +164,10 @@ def evaluate_task(braided, spec: TaskSpec, temperature: float = 0.0, seed: int =
     Perplexity tasks: per-character perplexity, so anchors with different tokenizers compare. Characters the
     anchor's tokenizer cannot write (unknown tokens hide them) each cost ln 256 nats, the byte-uniform
     guess, and the rest is scored as usual: such an anchor never wins, yet its braids still rank among
-    themselves (ASHA needs that to tell trials apart). Exact-answer tasks: exact match, with the answer's
-    correct-prefix share as the score (partial credit keeps small models' differences visible)."""
+    themselves (ASHA needs that to tell trials apart). Exact-answer tasks: exact match and the answer's
+    correct-prefix share of greedy (or sampled) answers; the score is the negative NLL per character of the
+    correct answer given the question (teacher-forced, as likelihood-scored evals do): it moves with every
+    step of training, where exact match on small models is mostly flat at 0, so early stopping can rank."""
     from braid.zoo.evaluate import member_logits
 
     items = task_data(spec).eval
@@ -180,7 +182,32 @@ def evaluate_task(braided, spec: TaskSpec, temperature: float = 0.0, seed: int =
         out = out.strip().rstrip(".")
         exact += out == item.answer
         prefix += _common_prefix(out, item.answer) / len(item.answer)
-    return {"exact_match": exact / len(items), "score": prefix / len(items)}
+    nll = answer_nll(member_logits(braided), braided.tokenizer, items)
+    return {
+        "exact_match": exact / len(items),
+        "prefix_share": prefix / len(items),
+        "answer_nll": nll,
+        "score": -nll,
+    }
+
+
+def answer_nll(logits_fn, tokenizer, items: list[EvalItem]) -> float:
+    """Nats per answer character of the correct answers after their prompts (tokens ending past the prompt
+    count as the answer's)."""
+    import torch
+    import torch.nn.functional as F
+
+    total, chars = 0.0, 0
+    for item in items:
+        enc = tokenizer(item.prompt + item.answer, return_tensors="pt", return_offsets_mapping=True)
+        ids = enc["input_ids"]
+        with torch.no_grad():
+            logits = logits_fn(ids, enc["attention_mask"]).float()  # (1, T, V)
+        nll = F.cross_entropy(logits[0, :-1], ids[0, 1:], reduction="none")  # (T-1,)
+        answer = enc["offset_mapping"][0, 1:, 1] > len(item.prompt)
+        total += float(nll[answer].sum())
+        chars += len(item.answer)
+    return total / max(chars, 1)
 
 
 def graded_char_perplexity(logits_fn, tokenizer, texts: list[str]) -> float:

@@ -115,3 +115,19 @@ def test_graded_perplexity_grows_with_the_characters_lost(zoo_and_pool):
     written = graded_char_perplexity(fn, arith.tokenizer, ["12+30=42. 7*3=21."])
     lossy = graded_char_perplexity(fn, arith.tokenizer, ["12+30=42. 7*3=21. Whyzzy quokkas!"])
     assert 1.0 < written < lossy
+
+
+def test_answer_nll_prefers_the_correct_answer(zoo_and_pool):
+    """The exact-answer score reads the answer span: the (tiny) arithmetic specialist cannot add, but it finds a
+    number after '=' far likelier than punctuation it never saw there."""
+    from braid.model_wrapper import ModelWrapper
+    from braid.zoo.evaluate import member_logits
+    from tune.tasks import EvalItem, answer_nll
+
+    zoo, _ = zoo_and_pool
+    arith = ModelWrapper(zoo["arith-gpt2"])
+    spec = TaskSpec(name="a", type="arithmetic", n_train=4, n_eval=8)
+    items = task_data(spec).eval
+    wrong = [EvalItem(prompt=i.prompt, answer="+" * len(i.answer)) for i in items]
+    fn = member_logits(arith)
+    assert 0 < answer_nll(fn, arith.tokenizer, items) < answer_nll(fn, arith.tokenizer, wrong)
