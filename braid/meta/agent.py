@@ -1,0 +1,173 @@
+"""``MetaBraider``: decides which models to braid, where, how and with which parameters, for a task.
+
+Decisions are made by scoring every candidate configuration of the pool with the decision net's quality and
+cost predictions and taking the best one that meets the constraints (compute budget: exact, from the pool's
+parameter counts; latency and accuracy: predicted). The selector heads give the policy's own probabilities,
+which the explanation reports and which imitation of the sweep's best configs trains.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel
+from torch import nn
+
+from braid.meta.decision import BraidingDecision, Candidates
+from braid.meta.features import Constraints, MetaTask, encode_model, encode_task
+from braid.meta.net import DecisionLogits, DecisionNet, DecisionSpace
+
+FORMAT = "llm-braid-meta/1"
+
+
+class Infeasible(ValueError):
+    """No candidate meets the constraints; ``closest`` is the decision that misses them by the least."""
+
+    def __init__(self, message: str, closest: BraidingDecision):
+        super().__init__(message)
+        self.closest = closest
+
+
+def _features(model: Any) -> dict[str, Any]:
+    return model.model_dump() if isinstance(model, BaseModel) else dict(model)
+
+
+class MetaBraider(nn.Module):
+    def __init__(
+        self,
+        model_pool: list[Any],
+        space: DecisionSpace | None = None,
+        paths: dict[str, str] | None = None,
+        dim: int = 64,
+    ):
+        super().__init__()
+        self.pool = [_features(m) for m in model_pool]
+        names = [m["name"] for m in self.pool]
+        if len(set(names)) != len(names) or len(names) < 2:
+            raise ValueError(f"the model pool needs at least 2 models with distinct names, got {names}")
+        self.space = space or DecisionSpace()
+        self.paths = dict(paths or {})
+        self.net = DecisionNet(self.space, dim)
+        self.candidates = Candidates(names, self.space)
+        params = torch.tensor([float(m["parameters"]) for m in self.pool])
+        self.compute_share = (self.candidates.members @ params) / params.sum()  # (C,)
+
+    @property
+    def names(self) -> list[str]:
+        return self.candidates.pool
+
+    # -- inputs -------------------------------------------------------------------------------------------
+    def encode(self, task: Any, constraints: Constraints | None = None) -> DecisionLogits:
+        task_vec = encode_task(MetaTask.of(task), constraints)[None]  # (1, TASK_DIM)
+        models = torch.stack([encode_model(m) for m in self.pool])[None]  # (1, N, MODEL_DIM)
+        return self.net(task_vec, models, torch.ones(1, len(self.pool), dtype=torch.bool))
+
+    def predict(self, out: DecisionLogits) -> tuple[torch.Tensor, float, float]:
+        """Predicted (score, log ms, log MB) per candidate (C, 3), with the predicted lr and temperature."""
+        lr01, temp01 = (float(x) for x in out.continuous[0])
+        c = self.candidates
+        pred = self.net.score(out, c.members[None], c.anchor[None], c.config(lr01, temp01)[None])[0]
+        return pred, lr01, temp01
+
+    # -- deciding -----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def forward(
+        self,
+        task_info: Any,
+        compute_budget: float | None = None,
+        latency_requirement: float | None = None,
+        accuracy_target: float | None = None,
+    ) -> BraidingDecision:
+        return self._decide(task_info, Constraints(
+            compute_budget=compute_budget, latency_requirement=latency_requirement, accuracy_target=accuracy_target
+        ))[0]  # fmt: skip
+
+    def _decide(self, task_info: Any, limits: Constraints) -> tuple[BraidingDecision, dict[str, Any]]:
+        out = self.encode(task_info, limits)
+        pred, lr01, temp01 = self.predict(out)
+        violation = self._violations(pred, limits)  # (C, 3) >= 0, 0 where met
+        feasible = (violation == 0).all(-1)
+        if not feasible.any():
+            i = int(violation.sum(-1).argmin())
+            closest = self.candidates.decision(i, lr01, temp01, pred[i].tolist())
+            raise Infeasible(f"infeasible: {self._describe(violation[i], limits)}; closest option: "
+                             f"{closest.model_dump_json(exclude_none=True)}", closest)  # fmt: skip
+        score = pred[:, 0].masked_fill(~feasible, -math.inf)
+        i, free = int(score.argmax()), int(pred[:, 0].argmax())
+        decision = self.candidates.decision(i, lr01, temp01, pred[i].tolist())
+        bound = [] if i == free else self._describe(violation[free], limits, names_only=True)
+        return decision, {
+            "out": out,
+            "pred": pred,
+            "index": i,
+            "bound": bound,
+            "feasible": int(feasible.sum()),
+        }
+
+    def _violations(self, pred: torch.Tensor, c: Constraints) -> torch.Tensor:
+        zero = torch.zeros(len(pred))
+        budget = zero if c.compute_budget is None else (self.compute_share - c.compute_budget).clamp(min=0)
+        ms = pred[:, 1].exp()
+        latency = (
+            zero
+            if c.latency_requirement is None
+            else ((ms - c.latency_requirement) / c.latency_requirement).clamp(min=0)
+        )
+        accuracy = zero if c.accuracy_target is None else (c.accuracy_target - pred[:, 0]).clamp(min=0)
+        return torch.stack([budget, latency, accuracy], -1)
+
+    @staticmethod
+    def _describe(v: torch.Tensor, c: Constraints, names_only: bool = False) -> Any:
+        names = ["compute_budget", "latency_requirement", "accuracy_target"]
+        missed = [n for n, x in zip(names, v.tolist(), strict=True) if x > 0]
+        if names_only:
+            return missed
+        return "no candidate meets " + ", ".join(f"{n}={getattr(c, n)}" for n in missed)
+
+    @torch.no_grad()
+    def forward_with_explanation(self, task: Any, **constraints: Any) -> tuple[BraidingDecision, str]:
+        from braid.meta.explain import explain
+
+        decision, info = self._decide(task, Constraints(**constraints))
+        return decision, explain(self, decision, info)
+
+    def create_braided_model(self, decision: BraidingDecision, placement: str = "local", ray_placement=None):
+        from braid import BraidedLLM
+
+        config = decision.to_braid_config(self.paths)
+        return BraidedLLM(config=config, placement=placement, ray_placement=ray_placement)
+
+    # -- persistence --------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        torch.save({"format": FORMAT, "pool": self.pool, "space": self.space.model_dump(), "paths": self.paths,
+                    "dim": self.net.task_in[0].out_features, "state": self.state_dict()}, path)  # fmt: skip
+
+    @classmethod
+    def load(cls, path: str | Path, model_pool: list[Any] | None = None) -> MetaBraider:
+        """Load a saved agent; ``model_pool`` may differ from the one it was trained on (features carry over)."""
+        blob = torch.load(path, weights_only=False)
+        if blob.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a meta-braider checkpoint (format {blob.get('format')!r})")
+        agent = cls(model_pool or blob["pool"], DecisionSpace(**blob["space"]), blob["paths"], blob["dim"])
+        agent.net.load_state_dict({k.removeprefix("net."): v for k, v in blob["state"].items()})
+        agent.trained_pool = [m["name"] for m in blob["pool"]]
+        return agent
+
+
+def policy_log_prob(out: DecisionLogits, agent: MetaBraider, decision: BraidingDecision) -> torch.Tensor:
+    """log pi(decision | task) under the selector heads (factored: inclusion, anchor, each choice)."""
+    s, names = agent.space, agent.names
+    include = torch.tensor([float(n in decision.members) for n in names])
+    lp = -F.binary_cross_entropy_with_logits(out.include[0], include, reduction="sum")
+    lp = lp + out.anchor[0].log_softmax(-1)[names.index(decision.anchor)]
+    for logits, options, value in (
+        (out.strategy, s.strategies, decision.strategy), (out.points, s.fusion_points, decision.fusion_points),
+        (out.placement, s.placements, decision.placement), (out.fusion_dim, s.fusion_dims, decision.fusion_dim),
+        (out.steps, s.steps, decision.steps),
+    ):  # fmt: skip
+        lp = lp + logits[0].log_softmax(-1)[options.index(value)]
+    return lp

@@ -1,0 +1,131 @@
+"""``BraidingDecision``: what the meta-braider decides, convertible to a BraidConfig (and to the sweep's
+BraidChoice, so decisions and sweep records speak the same language); and the candidate grid it chooses from.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from braid.config import BraidConfig
+from braid.meta.net import DecisionSpace
+
+
+class BraidingDecision(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    members: tuple[str, ...] = Field(min_length=2)
+    anchor: str
+    strategy: str
+    fusion_points: int = Field(ge=1)
+    placement: str
+    fusion_dim: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    steps: int = Field(ge=1)
+    temperature: float = Field(ge=0)
+    predicted_score: float | None = None
+    predicted_decode_ms: float | None = None
+    predicted_memory_mb: float | None = None
+
+    @model_validator(mode="after")
+    def _anchor_is_member(self) -> BraidingDecision:
+        if self.anchor not in self.members:
+            raise ValueError(f"anchor {self.anchor!r} is not one of the members {list(self.members)}")
+        return self
+
+    def to_choice(self, anchor_depth: int):
+        """The sweep's BraidChoice (fusion layers placed on the anchor's depth)."""
+        from tune.space import BraidChoice, place_layers
+
+        return BraidChoice(
+            members=self.members, anchor=self.anchor, strategy=self.strategy, fusion_points=self.fusion_points,
+            placement=self.placement, fusion_layers=tuple(place_layers(anchor_depth, self.fusion_points, self.placement)),
+            fusion_dim=self.fusion_dim, lr=self.lr, steps=self.steps, temperature=self.temperature,
+        )  # fmt: skip
+
+    def to_braid_config(self, paths: dict[str, str]) -> BraidConfig:
+        """A BraidConfig over the members' paths (``paths``: pool name -> model path or hub id)."""
+        from braid.config import probe_architecture
+
+        if missing := sorted(set(self.members) - set(paths)):
+            raise ValueError(f"no path for members {missing}; known: {sorted(paths)}")
+        choice = self.to_choice(probe_architecture(paths[self.anchor]).num_layers)
+        return BraidConfig(
+            model_configs=[paths[m] for m in choice.ordered_members()], anchor=0,
+            fusion_strategy=self.strategy, fusion_layers=list(choice.fusion_layers), fusion_dim=self.fusion_dim,
+        )  # fmt: skip
+
+
+class Candidates:
+    """Every discrete configuration over a pool: member subsets with their anchor, strategy, points,
+    placement, fusion_dim and steps. Tensors are ready for ``DecisionNet.score``."""
+
+    def __init__(self, pool: Sequence[str], space: DecisionSpace):
+        self.pool, self.space = list(pool), space
+        groups = [
+            (group, anchor)
+            for k in range(2, min(space.max_members, len(pool)) + 1)
+            for group in itertools.combinations(range(len(pool)), k)
+            for anchor in group
+        ]
+        self.rows = list(
+            itertools.product(
+                groups, range(len(space.strategies)), range(len(space.fusion_points)),
+                range(len(space.placements)), range(len(space.fusion_dims)), range(len(space.steps)),
+            )
+        )  # fmt: skip
+        self._index = {row: i for i, row in enumerate(self.rows)}
+        n, c = len(pool), len(self.rows)
+        self.members = torch.zeros(c, n)
+        self.anchor = torch.zeros(c, n)
+        for i, ((group, a), *_) in enumerate(self.rows):
+            self.members[i, list(group)] = 1.0
+            self.anchor[i, a] = 1.0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def config(self, lr01: float, temp01: float) -> torch.Tensor:
+        """(C, candidate_dim): one-hots of the discrete choices plus member count, steps, lr, temperature."""
+        s = self.space
+        out = torch.zeros(len(self.rows), s.candidate_dim)
+        offsets = itertools.accumulate([0, len(s.strategies), len(s.fusion_points), len(s.placements)])
+        o_strat, o_pts, o_plc, o_dim = list(offsets)
+        tail = o_dim + len(s.fusion_dims)
+        for i, ((group, _), st, pt, pl, fd, sp) in enumerate(self.rows):
+            out[i, [o_strat + st, o_pts + pt, o_plc + pl, o_dim + fd]] = 1.0
+            out[i, tail:] = torch.tensor(
+                [len(group) / s.max_members, math.log2(s.steps[sp]) / 8, lr01, temp01]
+            )
+        return out
+
+    def decision(
+        self, i: int, lr01: float, temp01: float, pred: Sequence[float] | None = None
+    ) -> BraidingDecision:
+        s = self.space
+        (group, a), st, pt, pl, fd, sp = self.rows[i]
+        lo, hi = s.lr
+        extra = {}
+        if pred is not None:
+            extra = {"predicted_score": pred[0], "predicted_decode_ms": math.exp(pred[1]),
+                     "predicted_memory_mb": math.exp(pred[2])}  # fmt: skip
+        return BraidingDecision(
+            members=tuple(sorted(self.pool[g] for g in group)), anchor=self.pool[a], strategy=s.strategies[st],
+            fusion_points=s.fusion_points[pt], placement=s.placements[pl], fusion_dim=s.fusion_dims[fd],
+            lr=math.exp(math.log(lo) + lr01 * (math.log(hi) - math.log(lo))), steps=s.steps[sp],
+            temperature=s.temperature[0] + temp01 * (s.temperature[1] - s.temperature[0]), **extra,
+        )  # fmt: skip
+
+    def index_of(self, decision: BraidingDecision) -> int:
+        """The row of a decision's discrete choices (sweep records map onto the grid this way)."""
+        s = self.space
+        group = tuple(sorted(self.pool.index(m) for m in decision.members))
+        key = (
+            (group, self.pool.index(decision.anchor)), s.strategies.index(decision.strategy),
+            s.fusion_points.index(decision.fusion_points), s.placements.index(decision.placement),
+            s.fusion_dims.index(decision.fusion_dim), s.steps.index(decision.steps),
+        )  # fmt: skip
+        return self._index[key]

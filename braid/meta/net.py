@@ -1,0 +1,102 @@
+"""The decision net: a small transformer over [task token, model tokens], with the seed's four heads (model
+selector, layer selector, strategy selector, param predictor) and a candidate scorer that predicts a
+configuration's quality and cost (the supervised target from sweep records).
+
+Pools vary in size, so model tokens come padded with a mask; padded models never get probability mass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from braid.meta.features import MODEL_DIM, TASK_DIM
+
+NEG = -1e9  # masked logits: exp() underflows to exactly 0, with no NaN from -inf - -inf
+
+
+class DecisionSpace(BaseModel):
+    """The discrete choices of the heads (continuous params are predicted as values in their ranges)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    strategies: tuple[str, ...] = ("attention", "learned_weighted", "router")
+    fusion_points: tuple[int, ...] = (1, 2)
+    placements: tuple[str, ...] = ("early", "spread", "late")
+    fusion_dims: tuple[int, ...] = (8, 16, 32)
+    steps: tuple[int, ...] = (20, 40, 80)
+    lr: tuple[float, float] = Field((3e-4, 1e-2), description="log-uniform range")
+    temperature: tuple[float, float] = (0.0, 0.8)
+    max_members: int = Field(2, ge=2)
+
+    @property
+    def candidate_dim(self) -> int:
+        return (
+            len(self.strategies) + len(self.fusion_points) + len(self.placements) + len(self.fusion_dims) + 4
+        )
+
+
+@dataclass
+class DecisionLogits:
+    include: torch.Tensor  # (B, N) member inclusion logits; padded models at NEG
+    anchor: torch.Tensor  # (B, N) anchor logits; padded models at NEG
+    points: torch.Tensor  # (B, len(fusion_points))
+    placement: torch.Tensor  # (B, len(placements))
+    strategy: torch.Tensor  # (B, len(strategies))
+    fusion_dim: torch.Tensor  # (B, len(fusion_dims))
+    steps: torch.Tensor  # (B, len(steps))
+    continuous: torch.Tensor  # (B, 2): lr and temperature, each in 0..1 of its range
+    task_state: torch.Tensor  # (B, D) the task token after the transformer
+    model_states: torch.Tensor  # (B, N, D)
+
+
+class DecisionNet(nn.Module):
+    def __init__(self, space: DecisionSpace, dim: int = 64, layers: int = 2, heads: int = 4):
+        super().__init__()
+        self.space = space
+        self.task_in = nn.Sequential(nn.Linear(TASK_DIM, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.model_in = nn.Sequential(nn.Linear(MODEL_DIM, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.kind = nn.Parameter(torch.zeros(2, dim))  # which token is the task, which a model
+        block = nn.TransformerEncoderLayer(
+            dim, heads, 2 * dim, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
+        self.model_selector = nn.Linear(dim, 2)  # include, anchor
+        self.layer_selector = nn.Linear(dim, len(space.fusion_points) + len(space.placements))
+        self.strategy_selector = nn.Linear(dim, len(space.strategies))
+        self.param_predictor = nn.Linear(dim, len(space.fusion_dims) + len(space.steps) + 2)
+        self.scorer = nn.Sequential(
+            nn.Linear(3 * dim + space.candidate_dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, 3)
+        )  # score, log decode ms, log memory MB
+
+    def forward(self, task: torch.Tensor, models: torch.Tensor, pool_mask: torch.Tensor) -> DecisionLogits:
+        """task (B, TASK_DIM), models (B, N, MODEL_DIM), pool_mask (B, N) True for real models."""
+        tokens = torch.cat(
+            [self.task_in(task)[:, None] + self.kind[0], self.model_in(models) + self.kind[1]], 1
+        )
+        pad = torch.cat([torch.zeros_like(pool_mask[:, :1]), ~pool_mask], 1)  # (B, 1 + N) True = ignore
+        h = self.encoder(tokens, src_key_padding_mask=pad)  # (B, 1 + N, D)
+        t, m = h[:, 0], h[:, 1:]
+        sel = self.model_selector(m).masked_fill(~pool_mask[..., None], NEG)  # (B, N, 2)
+        s = self.space
+        lay = self.layer_selector(t)
+        par = self.param_predictor(t)
+        nd, ns = len(s.fusion_dims), len(s.steps)
+        return DecisionLogits(
+            include=sel[..., 0], anchor=sel[..., 1],
+            points=lay[:, : len(s.fusion_points)], placement=lay[:, len(s.fusion_points) :],
+            strategy=self.strategy_selector(t), fusion_dim=par[:, :nd], steps=par[:, nd : nd + ns],
+            continuous=torch.sigmoid(par[:, nd + ns :]), task_state=t, model_states=m,
+        )  # fmt: skip
+
+    def score(self, out: DecisionLogits, members: torch.Tensor, anchor: torch.Tensor, config: torch.Tensor):
+        """Predicted (score, log decode ms, log memory MB) of candidates.
+
+        members (B, C, N) 0/1, anchor (B, C, N) one-hot, config (B, C, candidate_dim) -> (B, C, 3)."""
+        m = out.model_states  # (B, N, D)
+        pooled = members @ m / members.sum(-1, keepdim=True).clamp(min=1)  # (B, C, D)
+        anchor_state = anchor @ m  # (B, C, D)
+        task = out.task_state[:, None].expand(-1, members.shape[1], -1)  # (B, C, D)
+        return self.scorer(torch.cat([task, pooled, anchor_state, config], -1))

@@ -1,0 +1,96 @@
+"""Decision net shapes and masking, decisions under constraints, explanations, save/load."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from braid.meta import BraidingDecision, DecisionNet, DecisionSpace, Infeasible, MetaBraider
+from braid.meta.agent import policy_log_prob
+from braid.meta.features import MODEL_DIM, TASK_DIM
+
+POOL = [
+    {"name": n, "family": f, "domain": d, "tokenizer": "bpe", "vocab_size": 300, "hidden": h, "layers": 2,
+     "parameters": p, "train_steps": 100}
+    for n, f, d, h, p in [("prose", "llama", "prose", 32, 40_000), ("code", "qwen2", "code", 48, 90_000),
+                          ("facts", "mistral", "facts", 32, 50_000), ("big", "llama", "general", 64, 400_000)]
+]  # fmt: skip
+TASK = {"type": "code_completion", "complexity": 0.6, "capabilities": ["code"], "description": "finish code"}
+
+
+def test_decision_net_shapes_and_padding_mask():
+    space = DecisionSpace()
+    net = DecisionNet(space, dim=32)
+    task, models = torch.randn(2, TASK_DIM), torch.randn(2, 5, MODEL_DIM)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    out = net(task, models, mask)
+    assert out.include.shape == out.anchor.shape == (2, 5)
+    assert out.strategy.shape == (2, len(space.strategies)) and out.continuous.shape == (2, 2)
+    assert (out.anchor[1].softmax(-1)[3:] == 0).all()  # padded models get no probability
+    models2 = models.clone()
+    models2[1, 3:] = torch.randn(2, MODEL_DIM) * 100  # what sits in padding must not matter
+    out2 = net(task, models2, mask)
+    assert torch.allclose(out.strategy[1], out2.strategy[1], atol=1e-5)
+    members, anchor = torch.zeros(2, 7, 5), torch.zeros(2, 7, 5)
+    members[..., :2], anchor[..., 0] = 1, 1
+    assert net.score(out, members, anchor, torch.randn(2, 7, space.candidate_dim)).shape == (2, 7, 3)
+
+
+def test_decision_converts_to_a_braid_config(trio):
+    agent = MetaBraider(POOL[:3], paths={"prose": trio[0], "code": trio[1], "facts": trio[2]})
+    decision = agent(TASK)
+    assert isinstance(decision, BraidingDecision) and decision.anchor in decision.members
+    config = decision.to_braid_config(agent.paths)
+    assert config.model_configs[0].model_name == agent.paths[decision.anchor]
+    assert config.fusion_strategy == decision.strategy and len(config.fusion_layers) == decision.fusion_points
+    braided = agent.create_braided_model(decision)
+    assert braided.config == config
+
+
+def test_constraints_are_never_violated_when_feasible():
+    agent = MetaBraider(POOL)
+    torch.manual_seed(0)
+    for budget in (0.2, 0.3, 0.5, 1.0):
+        decision = agent(TASK, compute_budget=budget)
+        share = sum(m["parameters"] for m in POOL if m["name"] in decision.members) / sum(
+            m["parameters"] for m in POOL
+        )
+        assert share <= budget + 1e-9
+    free = agent(TASK)
+    limit = free.predicted_decode_ms * 0.999999  # exclude exactly the unconstrained choice's latency
+    tight = agent(TASK, latency_requirement=limit)
+    assert tight.predicted_decode_ms <= limit
+
+
+def test_infeasible_request_names_the_closest_option():
+    agent = MetaBraider(POOL)
+    with pytest.raises(
+        Infeasible, match="infeasible: no candidate meets compute_budget=0.01; closest option"
+    ) as e:
+        agent(TASK, compute_budget=0.01)
+    assert set(e.value.closest.members) == {"prose", "facts"}  # the two smallest models
+
+
+def test_explanation_names_the_actual_choices_with_their_probabilities():
+    agent = MetaBraider(POOL)
+    decision, text = agent.forward_with_explanation(TASK)
+    out = agent.encode(TASK)
+    p_strategy = out.strategy[0].softmax(-1)[agent.space.strategies.index(decision.strategy)]
+    assert f"strategy {decision.strategy}: policy confidence {p_strategy:.2f}" in text
+    assert f"anchor {decision.anchor}" in text and "no constraint bound" in text
+    bound_decision, bound_text = agent.forward_with_explanation(TASK, compute_budget=0.25)
+    if set(bound_decision.members) != set(decision.members):
+        assert "bound by compute_budget" in bound_text
+    assert torch.isfinite(policy_log_prob(out, agent, decision))
+
+
+def test_save_load_round_trip_and_a_new_model_in_the_pool(tmp_path):
+    agent = MetaBraider(POOL[:3])
+    agent.save(tmp_path / "meta.pt")
+    again = MetaBraider.load(tmp_path / "meta.pt")
+    assert again(TASK) == agent(TASK) and again.trained_pool == ["prose", "code", "facts"]
+    grown = MetaBraider.load(tmp_path / "meta.pt", model_pool=POOL)  # an unseen model, no retraining
+    assert "big" in grown.names and isinstance(grown(TASK), BraidingDecision)
+    with pytest.raises(ValueError, match="not a meta-braider checkpoint"):
+        torch.save({"format": "x"}, tmp_path / "bad.pt")
+        MetaBraider.load(tmp_path / "bad.pt")
