@@ -90,16 +90,23 @@ class Candidates:
 
     def config(self, lr01: float, temp01: float) -> torch.Tensor:
         """(C, candidate_dim): one-hots of the discrete choices plus member count, steps, lr, temperature."""
+        if getattr(self, "_discrete", None) is None:
+            self._discrete = torch.stack([self.config_row(i, 0.0, 0.0) for i in range(len(self.rows))])
+        out = self._discrete.clone()
+        out[:, -2:] = torch.tensor([lr01, temp01])
+        return out
+
+    def config_row(self, i: int, lr01: float, temp01: float) -> torch.Tensor:
         s = self.space
-        out = torch.zeros(len(self.rows), s.candidate_dim)
-        offsets = itertools.accumulate([0, len(s.strategies), len(s.fusion_points), len(s.placements)])
-        o_strat, o_pts, o_plc, o_dim = list(offsets)
-        tail = o_dim + len(s.fusion_dims)
-        for i, ((group, _), st, pt, pl, fd, sp) in enumerate(self.rows):
-            out[i, [o_strat + st, o_pts + pt, o_plc + pl, o_dim + fd]] = 1.0
-            out[i, tail:] = torch.tensor(
-                [len(group) / s.max_members, math.log2(s.steps[sp]) / 8, lr01, temp01]
-            )
+        (group, _), st, pt, pl, fd, sp = self.rows[i]
+        out = torch.zeros(s.candidate_dim)
+        o_pts = len(s.strategies)
+        o_plc = o_pts + len(s.fusion_points)
+        o_dim = o_plc + len(s.placements)
+        out[[st, o_pts + pt, o_plc + pl, o_dim + fd]] = 1.0
+        out[o_dim + len(s.fusion_dims) :] = torch.tensor(
+            [len(group) / s.max_members, math.log2(s.steps[sp]) / 8, lr01, temp01]
+        )
         return out
 
     def decision(

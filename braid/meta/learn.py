@@ -1,0 +1,195 @@
+"""How the meta-braider learns.
+
+- ``pretrain``: supervised, from sweep records. The scorer learns each tried configuration's score and cost
+  for its task; the selector heads imitate each task's best configuration (so the policy starts sensible).
+- ``Feedback``: online learning from (task, decision, performance). REINFORCE on the selector heads with a
+  per-task-type running baseline and an entropy bonus, plus a regression step of the scorer on a replay
+  buffer of everything seen (continuous learning without forgetting the sweep).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from braid.meta.agent import MetaBraider, policy_log_prob
+from braid.meta.decision import BraidingDecision
+from braid.meta.features import MetaTask
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One configuration tried on one task: what the scorer learns from."""
+
+    task: MetaTask
+    decision: BraidingDecision
+    score: float
+    decode_ms: float | None = None
+    memory_mb: float | None = None
+
+
+def observations_from_records(agent: MetaBraider, records: list[Any]) -> list[Observation]:
+    """Sweep records whose configuration lies on the agent's grid and pool (others are skipped)."""
+    out = []
+    for r in records:
+        d = r.config
+        try:
+            decision = BraidingDecision(
+                members=tuple(sorted(d.members)), anchor=d.anchor, strategy=d.strategy, fusion_points=d.fusion_points,
+                placement=d.placement, fusion_dim=d.fusion_dim, lr=d.lr, steps=d.steps, temperature=d.temperature,
+            )  # fmt: skip
+            agent.candidates.index_of(decision)
+        except (ValueError, KeyError):
+            continue
+        task = MetaTask.of(r.task)
+        out.append(Observation(task, decision, r.metrics["score"], r.cost.decode_ms, r.cost.memory_mb))
+    return out
+
+
+def _unit(value: float, lo: float, hi: float, log: bool = False) -> float:
+    if log:
+        value, lo, hi = math.log(value), math.log(lo), math.log(hi)
+    return 0.0 if hi == lo else min(max((value - lo) / (hi - lo), 0.0), 1.0)
+
+
+def scorer_loss(agent: MetaBraider, obs: list[Observation]) -> torch.Tensor:
+    """Mean squared error of the predicted (score, log ms, log MB) over ``obs`` (missing costs ignored).
+    Observations of one task share one pass of the decision net."""
+    by_task: dict[str, list[Observation]] = defaultdict(list)
+    for o in obs:
+        by_task[o.task.model_dump_json()].append(o)
+    s, c, total = agent.space, agent.candidates, []
+    for group in by_task.values():
+        out = agent.encode(group[0].task)
+        idx = [c.index_of(o.decision) for o in group]
+        rows = torch.stack([
+            c.config_row(i, _unit(o.decision.lr, *s.lr, log=True), _unit(o.decision.temperature, *s.temperature))
+            for o, i in zip(group, idx, strict=True)
+        ])  # (G, candidate_dim)  # fmt: skip
+        pred = agent.net.score(out, c.members[None, idx], c.anchor[None, idx], rows[None])[0]  # (G, 3)
+        target = torch.tensor(
+            [[o.score, math.log(o.decode_ms or 1), math.log(o.memory_mb or 1)] for o in group]
+        )
+        known = torch.tensor([[1.0, float(bool(o.decode_ms)), float(bool(o.memory_mb))] for o in group])
+        total.append((((pred - target) ** 2) * known).sum(-1))
+    return torch.cat(total).mean()
+
+
+def imitation_loss(agent: MetaBraider, obs: list[Observation]) -> torch.Tensor:
+    """-log pi(best config of each task) for the selector heads, plus its lr and temperature."""
+    best: dict[str, Observation] = {}
+    for o in obs:
+        key = o.task.model_dump_json()
+        if key not in best or o.score > best[key].score:
+            best[key] = o
+    s, losses = agent.space, []
+    for o in best.values():
+        out = agent.encode(o.task)
+        target = torch.tensor(
+            [_unit(o.decision.lr, *s.lr, log=True), _unit(o.decision.temperature, *s.temperature)]
+        )
+        losses.append(-policy_log_prob(out, agent, o.decision) + F.mse_loss(out.continuous[0], target))
+    return torch.stack(losses).mean()
+
+
+def pretrain(
+    agent: MetaBraider, obs: list[Observation], steps: int = 300, lr: float = 3e-3, batch: int = 32,
+    seed: int = 0, progress: bool = False,
+) -> list[float]:  # fmt: skip
+    """Supervised pretraining; returns the loss per step."""
+    if not obs:
+        raise ValueError("no observations to pretrain on (no sweep record fits the agent's pool and grid)")
+    rng, opt = random.Random(seed), torch.optim.AdamW(agent.parameters(), lr=lr)
+    history = []
+    agent.train()
+    for _ in tqdm(range(steps), desc="pretrain meta-braider", disable=not progress):
+        sample = rng.sample(obs, min(batch, len(obs)))
+        loss = scorer_loss(agent, sample) + 0.1 * imitation_loss(agent, sample)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+    agent.eval()
+    return history
+
+
+class Feedback:
+    """Online learning for one agent: REINFORCE with a baseline and an entropy bonus, and a replay buffer."""
+
+    def __init__(self, agent: MetaBraider, lr: float = 1e-3, entropy: float = 0.01, buffer: int = 2048,
+                 replay: int = 16, seed: int = 0):  # fmt: skip
+        self.agent, self.entropy, self.replay = agent, entropy, replay
+        self.opt = torch.optim.AdamW(agent.parameters(), lr=lr)
+        self.buffer: deque[Observation] = deque(maxlen=buffer)
+        self.baseline: dict[str, float] = defaultdict(float)
+        self.seen: dict[str, int] = defaultdict(int)
+        self.rng = random.Random(seed)
+
+    def sample(self, task: Any) -> BraidingDecision:
+        """A decision drawn from the policy heads (exploration)."""
+        return sample_decision(self.agent, MetaTask.of(task), self.rng)
+
+    def learn(self, task_info: Any, decision: BraidingDecision, performance: float) -> float:
+        task = MetaTask.of(task_info)
+        key = task.type
+        self.seen[key] += 1
+        advantage = performance - self.baseline[key]
+        self.baseline[key] += (performance - self.baseline[key]) / min(self.seen[key], 20)  # running mean
+        self.agent.train()
+        out = self.agent.encode(task)
+        loss = -advantage * policy_log_prob(out, self.agent, decision) - self.entropy * policy_entropy(out)
+        self.buffer.append(Observation(task, decision, performance))
+        replay = self.rng.sample(list(self.buffer), min(self.replay, len(self.buffer)))
+        loss = loss + scorer_loss(self.agent, replay)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        self.agent.eval()
+        return loss.item()
+
+
+def policy_entropy(out: Any) -> torch.Tensor:
+    """Sum of the factored heads' entropies (inclusion as Bernoulli)."""
+
+    def cat(logits: torch.Tensor) -> torch.Tensor:
+        p = logits.softmax(-1)
+        return -(p * logits.log_softmax(-1)).sum()
+
+    p = out.include[0].sigmoid().clamp(1e-6, 1 - 1e-6)
+    bern = -(p * p.log() + (1 - p) * (1 - p).log()).sum()
+    return bern + sum(
+        cat(x[0]) for x in (out.anchor, out.strategy, out.points, out.placement, out.fusion_dim, out.steps)
+    )
+
+
+@torch.no_grad()
+def sample_decision(agent: MetaBraider, task: MetaTask, rng: random.Random) -> BraidingDecision:
+    out = agent.encode(task)
+    s, names = agent.space, agent.names
+    include = out.include[0].sigmoid().tolist()
+    chosen = [n for n, p in zip(names, include, strict=True) if rng.random() < p]
+    while len(chosen) < 2:  # a braid needs two members: add the likeliest missing ones
+        chosen.append(max((n for n in names if n not in chosen), key=lambda n: include[names.index(n)]))
+    chosen = sorted(chosen, key=lambda n: -include[names.index(n)])[: s.max_members]
+    anchor_p = out.anchor[0].softmax(-1)
+    anchor = rng.choices(chosen, weights=[float(anchor_p[names.index(n)]) + 1e-9 for n in chosen])[0]
+
+    def pick(logits: torch.Tensor, options: tuple) -> Any:
+        return rng.choices(options, weights=logits[0].softmax(-1).tolist())[0]
+
+    lr01, t01 = (float(x) for x in out.continuous[0])
+    lo, hi = s.lr
+    return BraidingDecision(
+        members=tuple(sorted(chosen)), anchor=anchor, strategy=pick(out.strategy, s.strategies),
+        fusion_points=pick(out.points, s.fusion_points), placement=pick(out.placement, s.placements),
+        fusion_dim=pick(out.fusion_dim, s.fusion_dims), steps=pick(out.steps, s.steps),
+        lr=math.exp(math.log(lo) + lr01 * (math.log(hi) - math.log(lo))),
+        temperature=s.temperature[0] + t01 * (s.temperature[1] - s.temperature[0]),
+    )  # fmt: skip
