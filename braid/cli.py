@@ -170,6 +170,15 @@ def _tune_command():
 
 
 app.command("tune")(_tune_command())
+
+
+def _meta_app() -> typer.Typer:
+    from braid.meta.cli import app as meta_app
+
+    return meta_app
+
+
+app.add_typer(_meta_app(), name="meta")
 zoo_app = typer.Typer(help="The zoo of small specialist models trained here.", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
 
