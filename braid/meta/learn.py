@@ -193,3 +193,14 @@ def sample_decision(agent: MetaBraider, task: MetaTask, rng: random.Random) -> B
         lr=math.exp(math.log(lo) + lr01 * (math.log(hi) - math.log(lo))),
         temperature=s.temperature[0] + t01 * (s.temperature[1] - s.temperature[0]),
     )  # fmt: skip
+
+
+def adapt(
+    agent: MetaBraider, examples: list[Observation], replay: list[Observation] | None = None, steps: int = 60,
+    lr: float = 1e-3, seed: int = 0,
+) -> list[float]:  # fmt: skip
+    """Few-shot adaptation to a new task type from k observations, mixed with a replay of old ones (as many
+    as the new) so what the agent knew is kept."""
+    rng = random.Random(seed)
+    old = rng.sample(replay, min(len(replay), len(examples))) if replay else []
+    return pretrain(agent, examples + old, steps=steps, lr=lr, batch=len(examples) + len(old), seed=seed)

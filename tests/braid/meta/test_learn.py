@@ -79,3 +79,28 @@ def test_learn_from_feedback_is_the_seed_api():
     d = agent(CODE)
     loss = agent.learn_from_feedback(task_info=CODE, decision=d, performance=0.7)
     assert isinstance(loss, float) and len(agent._feedback.buffer) == 1
+
+
+def test_few_shot_adaptation_to_a_new_task_type():
+    """A pretrained agent meets an unseen type whose best anchor is 'big'; ten examples teach it that."""
+    from braid.meta.learn import adapt
+
+    torch.manual_seed(0)
+    agent = MetaBraider(POOL, dim=32)
+    old = synthetic_observations(agent, 300)
+    pretrain(agent, old, steps=100)
+    legal = MetaTask(
+        type="legal_review", complexity=0.8, capabilities=("knowledge",), description="review contracts"
+    )
+
+    def legal_score(d) -> float:
+        return 0.6 * (d.anchor == "big") + 0.3 * (d.strategy == "learned_weighted")
+
+    rng = random.Random(1)
+    shots = []
+    for _ in range(10):
+        d = agent.candidates.decision(rng.randrange(len(agent.candidates)), 0.5, 0.0)
+        shots.append(Observation(legal, d, legal_score(d)))
+    adapt(agent, shots, replay=old, steps=80, lr=3e-3)
+    assert legal_score(agent(legal)) >= 0.6
+    assert true_score(CODE, agent(CODE)) >= 0.8  # the old task types are not forgotten
