@@ -89,14 +89,30 @@ def main() -> None:
     if not args.smoke_test:
         png = pareto_plot(full, DOCS / "tune_pareto.png")
         body = (
-            f"{table}\n\nScore: -ln(char perplexity) for perplexity tasks, the answer's correct-prefix share for "
-            f"exact-answer tasks (exact match is in the records). Tiny zoo, random search, seed 0; ASHA: grace 1 "
-            f"report, reduction factor 2, one report per 10 steps.\n\n{summary}\n\nBest configuration per task "
+            f"{table}\n\n{SCORE_NOTE}\n\n{summary}\n\n{verdict(rows, total_a / total_f)}\n\nBest configuration per task "
             f"(full-budget arm):\n\n{bests}\n\nPareto plot (quality vs decode latency): `{png.relative_to(DOCS.parent)}`"
         )
         write_section(
             "tune", "Tune: ASHA vs full-budget random search (bench/tune.py)", "python bench/tune.py", body
         )
+
+
+SCORE_NOTE = (
+    "Score: -ln(char perplexity) for perplexity tasks, each character the anchor cannot write costing ln 256; "
+    "for exact-answer tasks, minus the correct answer's NLL per character given the question (exact match and "
+    "the greedy answer's correct-prefix share are in the records). Tiny zoo, random search, seed 0; ASHA: "
+    "grace 1 report, reduction factor 2, one report per 10 steps."
+)
+
+
+def verdict(rows: list[list[str]], ratio: float) -> str:
+    same = sum(float(r[4]) == 0 for r in rows)
+    under = sum(float(r[7]) <= 0.5 for r in rows)
+    met = "met" if ratio <= 0.5 and same == len(rows) else "not met"
+    return (
+        f"**Target (same best at <= 50% of the compute): {met} overall ({ratio:.0%} of the steps, same best on "
+        f"{same} of {len(rows)} tasks); per task, {under} of {len(rows)} at <= 50%.**"
+    )
 
 
 if __name__ == "__main__":
