@@ -55,6 +55,9 @@ class MetaBraider(nn.Module):
         self.candidates = Candidates(names, self.space)
         params = torch.tensor([float(m["parameters"]) for m in self.pool])
         self.compute_share = (self.candidates.members @ params) / params.sum()  # (C,)
+        # log-latency added to predictions before checking a limit: calibrated by pretraining on residuals,
+        # so a limit holds in truth, not only in prediction
+        self.register_buffer("latency_margin", torch.zeros(()))
 
     @property
     def names(self) -> list[str]:
@@ -86,10 +89,21 @@ class MetaBraider(nn.Module):
             compute_budget=compute_budget, latency_requirement=latency_requirement, accuracy_target=accuracy_target
         ))[0]  # fmt: skip
 
-    def _decide(self, task_info: Any, limits: Constraints) -> tuple[BraidingDecision, dict[str, Any]]:
+    @torch.no_grad()
+    def decide_among(self, task_info: Any, indices: list[int], **constraints: Any) -> BraidingDecision:
+        """The best of some candidates only (e.g. the configurations a benchmark has measured)."""
+        return self._decide(task_info, Constraints(**constraints), indices)[0]
+
+    def _decide(
+        self, task_info: Any, limits: Constraints, among: list[int] | None = None
+    ) -> tuple[BraidingDecision, dict[str, Any]]:
         out = self.encode(task_info, limits)
         pred, lr01, temp01 = self.predict(out)
         violation = self._violations(pred, limits)  # (C, 3) >= 0, 0 where met
+        if among is not None:  # everything else counts as infinitely far from feasible
+            outside = torch.ones(len(pred), dtype=torch.bool)
+            outside[among] = False
+            violation[outside] = math.inf
         feasible = (violation == 0).all(-1)
         if not feasible.any():
             i = int(violation.sum(-1).argmin())
@@ -97,7 +111,10 @@ class MetaBraider(nn.Module):
             raise Infeasible(f"infeasible: {self._describe(violation[i], limits)}; closest option: "
                              f"{closest.model_dump_json(exclude_none=True)}", closest)  # fmt: skip
         score = pred[:, 0].masked_fill(~feasible, -math.inf)
-        i, free = int(score.argmax()), int(pred[:, 0].argmax())
+        allowed = (
+            pred[:, 0] if among is None else pred[:, 0].masked_fill(violation.isinf().any(-1), -math.inf)
+        )
+        i, free = int(score.argmax()), int(allowed.argmax())
         decision = self.candidates.decision(i, lr01, temp01, pred[i].tolist())
         bound = [] if i == free else self._describe(violation[free], limits, names_only=True)
         return decision, {
@@ -111,7 +128,7 @@ class MetaBraider(nn.Module):
     def _violations(self, pred: torch.Tensor, c: Constraints) -> torch.Tensor:
         zero = torch.zeros(len(pred))
         budget = zero if c.compute_budget is None else (self.compute_share - c.compute_budget).clamp(min=0)
-        ms = pred[:, 1].exp()
+        ms = (pred[:, 1] + self.latency_margin).exp()
         latency = (
             zero
             if c.latency_requirement is None
@@ -161,7 +178,7 @@ class MetaBraider(nn.Module):
         if blob.get("format") != FORMAT:
             raise ValueError(f"{path} is not a meta-braider checkpoint (format {blob.get('format')!r})")
         agent = cls(model_pool or blob["pool"], DecisionSpace(**blob["space"]), blob["paths"], blob["dim"])
-        agent.net.load_state_dict({k.removeprefix("net."): v for k, v in blob["state"].items()})
+        agent.load_state_dict(blob["state"])
         agent.trained_pool = [m["name"] for m in blob["pool"]]
         return agent
 

@@ -59,13 +59,13 @@ def _unit(value: float, lo: float, hi: float, log: bool = False) -> float:
     return 0.0 if hi == lo else min(max((value - lo) / (hi - lo), 0.0), 1.0)
 
 
-def scorer_loss(agent: MetaBraider, obs: list[Observation]) -> torch.Tensor:
-    """Mean squared error of the predicted (score, log ms, log MB) over ``obs`` (missing costs ignored).
-    Observations of one task share one pass of the decision net."""
+def predictions(agent: MetaBraider, obs: list[Observation]) -> tuple[torch.Tensor, list[Observation]]:
+    """Predicted (score, log ms, log MB) of each observation's config for its task, (len(obs), 3), in the
+    returned order; observations of one task share one pass of the decision net."""
     by_task: dict[str, list[Observation]] = defaultdict(list)
     for o in obs:
         by_task[o.task.model_dump_json()].append(o)
-    s, c, total = agent.space, agent.candidates, []
+    s, c, preds, order = agent.space, agent.candidates, [], []
     for group in by_task.values():
         out = agent.encode(group[0].task)
         idx = [c.index_of(o.decision) for o in group]
@@ -73,13 +73,17 @@ def scorer_loss(agent: MetaBraider, obs: list[Observation]) -> torch.Tensor:
             c.config_row(i, _unit(o.decision.lr, *s.lr, log=True), _unit(o.decision.temperature, *s.temperature))
             for o, i in zip(group, idx, strict=True)
         ])  # (G, candidate_dim)  # fmt: skip
-        pred = agent.net.score(out, c.members[None, idx], c.anchor[None, idx], rows[None])[0]  # (G, 3)
-        target = torch.tensor(
-            [[o.score, math.log(o.decode_ms or 1), math.log(o.memory_mb or 1)] for o in group]
-        )
-        known = torch.tensor([[1.0, float(bool(o.decode_ms)), float(bool(o.memory_mb))] for o in group])
-        total.append((((pred - target) ** 2) * known).sum(-1))
-    return torch.cat(total).mean()
+        preds.append(agent.net.score(out, c.members[None, idx], c.anchor[None, idx], rows[None])[0])  # (G, 3)
+        order += group
+    return torch.cat(preds), order
+
+
+def scorer_loss(agent: MetaBraider, obs: list[Observation]) -> torch.Tensor:
+    """Mean squared error of the predicted (score, log ms, log MB) over ``obs`` (missing costs ignored)."""
+    pred, order = predictions(agent, obs)
+    target = torch.tensor([[o.score, math.log(o.decode_ms or 1), math.log(o.memory_mb or 1)] for o in order])
+    known = torch.tensor([[1.0, float(bool(o.decode_ms)), float(bool(o.memory_mb))] for o in order])
+    return (((pred - target) ** 2) * known).sum(-1).mean()
 
 
 def imitation_loss(agent: MetaBraider, obs: list[Observation]) -> torch.Tensor:
@@ -117,7 +121,19 @@ def pretrain(
         opt.step()
         history.append(loss.item())
     agent.eval()
+    calibrate_latency(agent, obs)
     return history
+
+
+@torch.no_grad()
+def calibrate_latency(agent: MetaBraider, obs: list[Observation], quantile: float = 0.99) -> float:
+    """Set the agent's latency margin to the ``quantile`` of log(true / predicted) decode ms over ``obs``."""
+    timed = [o for o in obs if o.decode_ms]
+    if timed:
+        pred, order = predictions(agent, timed)
+        residuals = torch.tensor([math.log(o.decode_ms) for o in order]) - pred[:, 1]
+        agent.latency_margin.fill_(max(0.0, float(residuals.quantile(quantile))))
+    return float(agent.latency_margin)
 
 
 class Feedback:

@@ -52,10 +52,10 @@ def test_pretraining_on_records_picks_the_best_config_per_task_and_respects_cons
             m["parameters"] for m in POOL
         )
         assert share <= budget
-    for limit in (2.0, 2.5, 5.0):
+    for limit in (2.3, 3.0, 5.0):
         d = agent(FACTS, latency_requirement=limit)
         true_ms = 1.0 + sum(m["parameters"] for m in POOL if m["name"] in d.members) / 1e5
-        assert d.predicted_decode_ms <= limit and true_ms <= limit * 1.1
+        assert d.predicted_decode_ms <= limit and true_ms <= limit  # the calibrated margin keeps it true
 
 
 def test_reinforce_improves_reward_on_a_synthetic_bandit():
