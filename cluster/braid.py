@@ -92,12 +92,12 @@ class RayBraidedLLM:
     __call__ = forward
 
     def generate(
-        self, prompt: str, max_new_tokens: int = 200, stream: bool = False, **sampling: Any
-    ) -> str | Iterator[str]:
-        """One streaming Ray call per request; sampling keywords as in ``BraidedLLM.generate``."""
-        params = SamplingParams(
-            max_new_tokens=max_new_tokens, **sampling
-        )  # bad input fails here, not remotely
+        self, prompt: str, max_new_tokens: int = 200, temperature: float = 0.0, top_p: float = 1.0,
+        top_k: int | None = None, stop: str | list[str] | None = None, stream: bool = False, seed: int | None = None,
+    ) -> str | Iterator[str]:  # fmt: skip
+        """``BraidedLLM.generate``'s signature; one streaming Ray call per request."""
+        params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                                stop=stop, seed=seed)  # bad input fails here, not remotely  # fmt: skip
         pieces = self._stream(prompt, params)
         return pieces if stream else "".join(pieces)
 

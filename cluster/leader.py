@@ -267,8 +267,14 @@ class LeaderBraid(BraidedLLM):
         ids = self.anchor_model.encode(prompt)["input_ids"]
         return text_pieces(self.tokens(ids, params), self.tokenizer, params.stop)
 
-    def generate(self, prompt: str, max_new_tokens: int = 200, stream: bool = False, **sampling: Any):
-        pieces = self.stream(prompt, SamplingParams(max_new_tokens=max_new_tokens, **sampling))
+    def generate(
+        self, prompt: str, max_new_tokens: int = 200, temperature: float = 0.0, top_p: float = 1.0,
+        top_k: int | None = None, stop: str | list[str] | None = None, stream: bool = False, seed: int | None = None,
+    ):  # fmt: skip
+        """``BraidedLLM.generate``'s signature, surviving lost members."""
+        params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                                stop=stop, seed=seed)  # fmt: skip
+        pieces = self.stream(prompt, params)
         return pieces if stream else "".join(pieces)
 
     def close(self) -> None:

@@ -100,3 +100,10 @@ def test_member_error_is_reported_and_the_braid_stays_usable(trio):
     ids, mask = batch(local, PROSE[:1])
     assert torch.allclose(leader(ids, attention_mask=mask).logits, local(ids, attention_mask=mask).logits,
                           atol=1e-5)  # fmt: skip
+
+
+def test_sampled_generation_matches_with_the_same_signature(trio):
+    local, leader, _ = pair(trio, "attention", layers=[0, 1])
+    args = ("a quick brown", 16, 0.8)  # positional, as BraidedLLM.generate takes them
+    assert leader.generate(*args, top_k=20, seed=3) == local.generate(*args, top_k=20, seed=3)
+    leader.close()
