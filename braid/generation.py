@@ -149,19 +149,32 @@ def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.G
 
 def generate_tokens(braided: BraidedLLM, input_ids: torch.Tensor, params: SamplingParams) -> Iterator[int]:
     """Yield sampled anchor token ids after the prompt (1, T); stops at the anchor's EOS."""
-    generator = None
-    if params.seed is not None:
-        generator = torch.Generator().manual_seed(params.seed)
-    eos = braided.tokenizer.eos_token_id
+    generator = None if params.seed is None else torch.Generator().manual_seed(params.seed)
+    return continue_tokens(braided, input_ids, params, generator, [])
+
+
+def continue_tokens(
+    braided: BraidedLLM,
+    input_ids: torch.Tensor,
+    params: SamplingParams,
+    generator: torch.Generator | None,
+    produced: list[int],
+) -> Iterator[int]:
+    """A fresh session fed the prompt and the tokens already ``produced`` (replayed, not re-sampled), then
+    sampling until EOS or ``max_new_tokens`` in all; each new token is appended to ``produced`` and yielded.
+    A caller that loses its session midway (a lost remote member) calls again with the same list."""
+    eos, device = braided.tokenizer.eos_token_id, braided.anchor_model.device
     session = BraidSession(braided)
-    device = braided.anchor_model.device
     logits = session.feed(input_ids.to(device))
-    for i in range(params.max_new_tokens):
+    for token in produced:
+        logits = session.feed(torch.tensor([[token]], device=device))
+    while len(produced) < params.max_new_tokens:
         token = sample_next(logits, params, generator)
         if token == eos:
             return
+        produced.append(token)
         yield token
-        if i + 1 < params.max_new_tokens:
+        if len(produced) < params.max_new_tokens:
             logits = session.feed(torch.tensor([[token]], device=device))
 
 

@@ -8,7 +8,7 @@ learning (DESIGN.md decision 1). A held-out split is evaluated along the way, no
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,12 +147,19 @@ def train_fusion(
 
 
 def fusion_steps(
-    braided: BraidedLLM, examples: list[Example], config: TrainConfig, total: int, rng: random.Random
+    braided: BraidedLLM,
+    examples: list[Example],
+    config: TrainConfig,
+    total: int,
+    rng: random.Random,
+    loss_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
 ) -> Iterator[tuple[int, float]]:
     """Optimizer steps over tokenized ``examples`` (cycling epochs), yielding (step, loss) after each.
 
-    A generator so callers (train_fusion, the Tune trainable) can evaluate or report between steps while
-    one optimizer keeps its state."""
+    A generator so callers (train_fusion, the Tune trainable, Ray Train workers) can evaluate or report
+    between steps while one optimizer keeps its state. ``loss_fn(batch)`` replaces ``braided(**batch).loss``
+    (Ray Train passes its DDP-wrapped module, so the backward pass all-reduces the fusion gradients)."""
+    loss_fn = loss_fn or (lambda batch: braided(**batch).loss)
     pad = pad_id(braided.tokenizer)
     steps_per_epoch = -(-len(examples) // config.batch_size)
     opt = make_optimizer(braided, config)
@@ -162,7 +169,7 @@ def fusion_steps(
         if step % steps_per_epoch == 0:
             rng.shuffle(examples)
         start = (step % steps_per_epoch) * config.batch_size
-        loss = braided(**collate(examples[start : start + config.batch_size], pad)).loss
+        loss = loss_fn(collate(examples[start : start + config.batch_size], pad))
         loss.backward()
         if config.grad_clip:
             torch.nn.utils.clip_grad_norm_(braided.fusion_parameters(), config.grad_clip)

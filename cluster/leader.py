@@ -23,7 +23,7 @@ import torch
 
 from braid.braided import BraidedLLM, FusionStep
 from braid.config import BraidConfig, MemberConfig
-from braid.generation import BraidSession, SamplingParams, sample_next, text_pieces
+from braid.generation import SamplingParams, continue_tokens, text_pieces
 from braid.model_wrapper import ModelWrapper, load_tokenizer
 from cluster.channel import ERROR, NO_UPDATE, RESULT, UPDATE, ChannelError, TensorChannel, parse_dtype
 
@@ -241,25 +241,13 @@ class LeaderBraid(BraidedLLM):
         """``generate_tokens`` that survives lost members: a new session replays the prompt and the tokens
         produced so far (no re-sampling), then generation goes on."""
         generator = None if params.seed is None else torch.Generator().manual_seed(params.seed)
-        eos, produced, failures = self.tokenizer.eos_token_id, [], 0
-        while True:
+        produced: list[int] = []
+        for failures in range(1, attempts + 1):
             try:
-                session = BraidSession(self)
-                logits = session.feed(input_ids)
-                for token in produced:
-                    logits = session.feed(torch.tensor([[token]]))
-                while len(produced) < params.max_new_tokens:
-                    token = sample_next(logits, params, generator)
-                    if token == eos:
-                        return
-                    produced.append(token)
-                    yield token
-                    if len(produced) < params.max_new_tokens:
-                        logits = session.feed(torch.tensor([[token]]))
+                yield from continue_tokens(self, input_ids, params, generator, produced)
                 return
             except MemberLost as e:
-                failures += 1
-                if failures >= attempts:
+                if failures == attempts:
                     raise BraidUnavailable(f"gave up after {failures} member failures: {e}") from e
                 self.recover(e)
 

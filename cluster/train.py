@@ -20,7 +20,7 @@ from torch import nn
 from braid.braided import BraidedLLM
 from braid.config import BraidConfig
 from braid.tokenview import pad_id
-from braid.train import TrainConfig, collate, evaluate, make_optimizer, tokenize_dataset
+from braid.train import TrainConfig, collate, evaluate, fusion_steps, tokenize_dataset
 
 PROBE_FILE = "probe.pt"  # ids and the logits the trained braid gave them, to check a reload against
 
@@ -58,21 +58,13 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     examples = tokenize_dataset(braided, cfg["dataset"], train.max_length)
     held_out = examples[: max(1, len(examples) // 8)]
     shard = examples[rank::world]
-    pad, rng = pad_id(braided.tokenizer), random.Random(train.seed + rank)
-    opt = make_optimizer(braided, train)
+    pad, total = pad_id(braided.tokenizer), train.max_steps or 100
     initial = evaluate(braided, held_out, train.batch_size, pad)
-    braided.train()
     losses: list[float] = []
-    for step in range(train.max_steps or 100):
-        batch = collate(rng.sample(shard, min(train.batch_size, len(shard))), pad)
-        loss = model(**batch)
-        loss.backward()  # DDP all-reduces the fusion gradients here
-        if train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(braided.fusion_parameters(), train.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-        if (step + 1) % train.eval_every == 0 or step + 1 == (train.max_steps or 100):
+    rng = random.Random(train.seed + rank)
+    for step, loss in fusion_steps(braided, shard, train, total, rng, loss_fn=lambda batch: model(**batch)):
+        losses.append(loss)
+        if (step + 1) % train.eval_every == 0 or step + 1 == total:
             _report(braided, held_out, train, pad, step + 1, initial, losses, rank)
             braided.train()
 

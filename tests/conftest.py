@@ -71,6 +71,16 @@ def trio(pico):
     return [pico("llama", 32, 2), pico("qwen2", 48, 3), pico("gpt2", 64, 4)]
 
 
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray cluster the size of a CI machine, per test module."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
 def randomize_fusion(braided, seed: int = 0) -> None:
     """Give every fusion parameter (gates included) random values so fusion really acts."""
     gen = torch.Generator().manual_seed(seed)

@@ -114,7 +114,7 @@ class Candidates:
     ) -> BraidingDecision:
         s = self.space
         (group, a), st, pt, pl, fd, sp = self.rows[i]
-        lo, hi = s.lr
+        lr, temperature = s.from_unit(lr01, temp01)
         extra = {}
         if pred is not None:
             extra = {"predicted_score": pred[0], "predicted_decode_ms": math.exp(pred[1]),
@@ -122,8 +122,7 @@ class Candidates:
         return BraidingDecision(
             members=tuple(sorted(self.pool[g] for g in group)), anchor=self.pool[a], strategy=s.strategies[st],
             fusion_points=s.fusion_points[pt], placement=s.placements[pl], fusion_dim=s.fusion_dims[fd],
-            lr=math.exp(math.log(lo) + lr01 * (math.log(hi) - math.log(lo))), steps=s.steps[sp],
-            temperature=s.temperature[0] + temp01 * (s.temperature[1] - s.temperature[0]), **extra,
+            lr=lr, steps=s.steps[sp], temperature=temperature, **extra,
         )  # fmt: skip
 
     def index_of(self, decision: BraidingDecision) -> int:

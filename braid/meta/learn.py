@@ -53,12 +53,6 @@ def observations_from_records(agent: MetaBraider, records: list[Any]) -> list[Ob
     return out
 
 
-def _unit(value: float, lo: float, hi: float, log: bool = False) -> float:
-    if log:
-        value, lo, hi = math.log(value), math.log(lo), math.log(hi)
-    return 0.0 if hi == lo else min(max((value - lo) / (hi - lo), 0.0), 1.0)
-
-
 def predictions(agent: MetaBraider, obs: list[Observation]) -> tuple[torch.Tensor, list[Observation]]:
     """Predicted (score, log ms, log MB) of each observation's config for its task, (len(obs), 3), in the
     returned order; observations of one task share one pass of the decision net."""
@@ -70,7 +64,7 @@ def predictions(agent: MetaBraider, obs: list[Observation]) -> tuple[torch.Tenso
         out = agent.encode(group[0].task)
         idx = [c.index_of(o.decision) for o in group]
         rows = torch.stack([
-            c.config_row(i, _unit(o.decision.lr, *s.lr, log=True), _unit(o.decision.temperature, *s.temperature))
+            c.config_row(i, *s.to_unit(o.decision.lr, o.decision.temperature))
             for o, i in zip(group, idx, strict=True)
         ])  # (G, candidate_dim)  # fmt: skip
         preds.append(agent.net.score(out, c.members[None, idx], c.anchor[None, idx], rows[None])[0])  # (G, 3)
@@ -96,9 +90,7 @@ def imitation_loss(agent: MetaBraider, obs: list[Observation]) -> torch.Tensor:
     s, losses = agent.space, []
     for o in best.values():
         out = agent.encode(o.task)
-        target = torch.tensor(
-            [_unit(o.decision.lr, *s.lr, log=True), _unit(o.decision.temperature, *s.temperature)]
-        )
+        target = torch.tensor(s.to_unit(o.decision.lr, o.decision.temperature))
         losses.append(-policy_log_prob(out, agent, o.decision) + F.mse_loss(out.continuous[0], target))
     return torch.stack(losses).mean()
 
@@ -200,14 +192,12 @@ def sample_decision(agent: MetaBraider, task: MetaTask, rng: random.Random) -> B
     def pick(logits: torch.Tensor, options: tuple) -> Any:
         return rng.choices(options, weights=logits[0].softmax(-1).tolist())[0]
 
-    lr01, t01 = (float(x) for x in out.continuous[0])
-    lo, hi = s.lr
+    lr, temperature = s.from_unit(*(float(x) for x in out.continuous[0]))
     return BraidingDecision(
         members=tuple(sorted(chosen)), anchor=anchor, strategy=pick(out.strategy, s.strategies),
         fusion_points=pick(out.points, s.fusion_points), placement=pick(out.placement, s.placements),
         fusion_dim=pick(out.fusion_dim, s.fusion_dims), steps=pick(out.steps, s.steps),
-        lr=math.exp(math.log(lo) + lr01 * (math.log(hi) - math.log(lo))),
-        temperature=s.temperature[0] + t01 * (s.temperature[1] - s.temperature[0]),
+        lr=lr, temperature=temperature,
     )  # fmt: skip
 
 

@@ -7,6 +7,7 @@ Pools vary in size, so model tokens come padded with a mask; padded models never
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -30,6 +31,18 @@ class DecisionSpace(BaseModel):
     lr: tuple[float, float] = Field((3e-4, 1e-2), description="log-uniform range")
     temperature: tuple[float, float] = (0.0, 0.8)
     max_members: int = Field(2, ge=2)
+
+    def from_unit(self, lr01: float, temp01: float) -> tuple[float, float]:
+        """(lr, temperature) from positions 0..1 in their ranges (lr on a log scale)."""
+        (lo, hi), (t0, t1) = self.lr, self.temperature
+        return math.exp(math.log(lo) + lr01 * (math.log(hi) - math.log(lo))), t0 + temp01 * (t1 - t0)
+
+    def to_unit(self, lr: float, temperature: float) -> tuple[float, float]:
+        """The inverse of ``from_unit``, clipped to 0..1."""
+        (lo, hi), (t0, t1) = self.lr, self.temperature
+        lr01 = (math.log(lr) - math.log(lo)) / (math.log(hi) - math.log(lo)) if hi > lo else 0.0
+        t01 = (temperature - t0) / (t1 - t0) if t1 > t0 else 0.0
+        return min(max(lr01, 0.0), 1.0), min(max(t01, 0.0), 1.0)
 
     @property
     def candidate_dim(self) -> int:
