@@ -62,6 +62,10 @@ class SweepRecord(BaseModel):
     iterations: int = Field(ge=1, description="reports made (ASHA may stop a trial before its last)")
     steps_trained: int = Field(ge=0)
     stopped_early: bool
+    checkpoint: str | None = Field(
+        None,
+        description="the trial's last checkpoint (fusion.safetensors inside): its trained fusion weights",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepRecord:

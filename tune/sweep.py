@@ -133,6 +133,7 @@ def results_to_records(
                 iterations=int(m["training_iteration"]),
                 steps_trained=int(m["steps_trained"]),
                 stopped_early=int(m["steps_trained"]) < choice.steps,
+                checkpoint=r.checkpoint.path if r.checkpoint is not None else None,
             )
         )
     return rows

@@ -152,13 +152,15 @@ class MetaBraider(nn.Module):
         decision, info = self._decide(task, Constraints(**constraints))
         return decision, explain(self, decision, info)
 
-    def learn_from_feedback(self, task_info: Any, decision: BraidingDecision, performance: float) -> float:
+    def learn_from_feedback(
+        self, task_info: Any, decision: BraidingDecision, performance: float, baseline: float | None = None
+    ) -> float:
         """One online update (REINFORCE with baseline and entropy bonus, replayed scorer regression)."""
         from braid.meta.learn import Feedback
 
         if getattr(self, "_feedback", None) is None:
             self._feedback = Feedback(self)
-        return self._feedback.learn(task_info, decision, performance)
+        return self._feedback.learn(task_info, decision, performance, baseline)
 
     def create_braided_model(self, decision: BraidingDecision, placement: str = "local", ray_placement=None):
         from braid import BraidedLLM

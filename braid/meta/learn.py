@@ -144,11 +144,15 @@ class Feedback:
         """A decision drawn from the policy heads (exploration)."""
         return sample_decision(self.agent, MetaTask.of(task), self.rng)
 
-    def learn(self, task_info: Any, decision: BraidingDecision, performance: float) -> float:
+    def learn(
+        self, task_info: Any, decision: BraidingDecision, performance: float, baseline: float | None = None
+    ) -> float:
+        """One update. ``baseline``: what the performance is compared with (default: the running mean for the
+        task type); a rating relative to the agent's own prediction passes that prediction."""
         task = MetaTask.of(task_info)
         key = task.type
         self.seen[key] += 1
-        advantage = performance - self.baseline[key]
+        advantage = performance - (self.baseline[key] if baseline is None else baseline)
         self.baseline[key] += (performance - self.baseline[key]) / min(self.seen[key], 20)  # running mean
         self.agent.train()
         out = self.agent.encode(task)

@@ -1,0 +1,127 @@
+"""The Ray Serve application: a FastAPI ingress (``Gateway``: the Coordinator with memory, tools and the
+meta-braider) in front of a braid deployment (``BraidHost``: one replica = one braid, in its own
+placement-group bundle, autoscaled).
+
+The meta-braider's choice for a request is a braid key; the gateway sends it as the multiplexed model id, so
+Serve routes the request to a replica that already holds that braid, and a replica builds (and LRU-evicts)
+braids by key. ``serve run serve.yaml`` / ``serve deploy serve.yaml`` call :func:`app_builder` with the
+config's ``args`` validated as a ServeConfig.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from ray import serve
+from ray.serve import Application
+
+from serve.braids import Generated, GenParams
+from serve.config import ServeConfig
+
+_STATE: dict[str, Any] = {}  # this process's Coordinator, set by the Gateway replica's __init__
+
+
+def _coordinator() -> Any:
+    if "coordinator" not in _STATE:
+        raise LookupError("the gateway is still starting")
+    return _STATE["coordinator"]
+
+
+class BraidHost:
+    """A braid replica: builds braids by key (pinned name or decision structure) and generates with them."""
+
+    def __init__(self, config: ServeConfig):
+        import torch
+
+        from serve.braids import LocalBraids
+        from serve.build import braid_factory
+
+        torch.set_num_threads(max(1, int(config.deployment.replica_cpus)))
+        self.braids = LocalBraids(braid_factory(config), capacity=config.deployment.braids_per_replica)
+
+        async def build(key: str) -> str:  # a plain function: Serve keeps its LRU state on the loader
+            await asyncio.to_thread(self.braids.get, key)
+            return key
+
+        self.load = serve.multiplexed(max_num_models_per_replica=config.deployment.braids_per_replica)(build)
+
+    async def generate(self, prompt: str, params: dict) -> dict:
+        key = await self.load(serve.get_multiplexed_model_id())
+        out = await asyncio.to_thread(self.braids.generate, key, prompt, GenParams(**params))
+        return out.model_dump()
+
+    async def stream(self, prompt: str, params: dict) -> AsyncIterator[str]:
+        key = await self.load(serve.get_multiplexed_model_id())
+        pieces = self.braids.stream(key, prompt, GenParams(**params))
+        done = object()
+        while (piece := await asyncio.to_thread(next, pieces, done)) is not done:
+            yield piece
+
+
+class ServeBraids:
+    """The gateway's view of BraidHost: the LocalBraids interface over a deployment handle."""
+
+    def __init__(self, handle: Any, pinned: dict[str, str]):
+        self.handle, self.pinned = handle, pinned
+        self.factory = self  # Coordinator.models() lists factory.pinned
+        self._lock = threading.Lock()
+
+    def known(self, key: str) -> bool:
+        return key in self.pinned or "|" in key
+
+    def generate(self, key: str, prompt: str, params: GenParams) -> Generated:
+        response = self.handle.options(multiplexed_model_id=key).generate.remote(prompt, params.model_dump())
+        return Generated(**response.result())
+
+    def stream(self, key: str, prompt: str, params: GenParams) -> Iterator[str]:
+        handle = self.handle.options(multiplexed_model_id=key, stream=True)
+        yield from handle.stream.remote(prompt, params.model_dump())
+
+
+class Gateway:
+    def __init__(self, config: ServeConfig, braid_host: Any):
+        from serve.build import build_coordinator
+
+        _STATE["coordinator"] = build_coordinator(config, braids=ServeBraids(braid_host, dict(config.braids)))
+
+
+def app_builder(args: ServeConfig) -> Application:
+    """The application for a ServeConfig (typed: ``serve run`` validates the YAML's args against it)."""
+    from serve.api import create_app
+
+    d = args.deployment
+    host = serve.deployment(
+        BraidHost,
+        name="BraidHost",
+        ray_actor_options={"num_cpus": d.replica_cpus, "num_gpus": d.replica_gpus},
+        placement_group_bundles=[
+            {"CPU": d.replica_cpus, **({"GPU": d.replica_gpus} if d.replica_gpus else {})}
+        ],
+        placement_group_strategy="STRICT_PACK",
+        autoscaling_config={
+            "min_replicas": d.min_replicas,
+            "max_replicas": d.max_replicas,
+            "target_ongoing_requests": d.target_ongoing_requests,
+        },  # fmt: skip
+        max_ongoing_requests=d.max_ongoing_requests,
+    )
+    gateway = serve.deployment(
+        serve.ingress(create_app(_coordinator, args))(Gateway),
+        name="Gateway",
+        ray_actor_options={"num_cpus": args.ingress_cpus},
+        max_ongoing_requests=256,
+    )
+    return gateway.bind(args, host.bind(args))
+
+
+def run(config: ServeConfig, blocking: bool = False, name: str = "braid") -> Any:
+    """Start Ray (local unless connected) and Serve on config.host:config.port, and deploy the app."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    serve.start(http_options={"host": config.host, "port": config.port})
+    return serve.run(app_builder(config), name=name, route_prefix="/", blocking=blocking)

@@ -1,0 +1,103 @@
+"""Serve settings: one frozen pydantic model, loadable from YAML (``braid serve --config serve.yaml``).
+
+Safe by default: without an API key the endpoint binds to loopback only; request bodies, generated tokens and
+request time are capped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tools.config import ToolsConfig
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BraidDeploymentConfig(_Frozen):
+    """The braid deployment: one replica hosts one braid (``braids_per_replica`` > 1 keeps more warm)."""
+
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(2, ge=1)
+    target_ongoing_requests: float = Field(2.0, gt=0, description="autoscaling target per replica")
+    braids_per_replica: int = Field(1, ge=1, description="built braids a replica keeps (LRU)")
+    replica_cpus: float = Field(1.0, gt=0, description="the replica's placement-group bundle")
+    replica_gpus: float = Field(0.0, ge=0)
+    max_ongoing_requests: int = Field(8, ge=1)
+
+    @model_validator(mode="after")
+    def _replicas(self) -> BraidDeploymentConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) > max_replicas ({self.max_replicas})")
+        return self
+
+
+class ServeConfig(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    api_key: str | None = Field(
+        default_factory=lambda: os.environ.get("BRAID_API_KEY") or None,
+        description="required as 'Authorization: Bearer <key>' when set (default: $BRAID_API_KEY)",
+    )
+    allow_open: bool = Field(False, description="allow binding beyond loopback without an API key")
+    meta_braider: str | None = Field(None, description="meta-braider checkpoint (braid meta train)")
+    records: str | None = Field(
+        None, description="sweep records whose trial checkpoints give trained fusion weights for decisions"
+    )
+    braids: dict[str, str] = Field(
+        default_factory=dict, description="pinned braids: model name -> save_pretrained directory"
+    )
+    default_model: str = Field("auto", description="'auto' (the meta-braider decides) or a pinned braid")
+    data_dir: str | None = Field(None, description="memory, response log and agent state; default: data dir")
+    use_memory: bool = True
+    use_tools: bool = True
+    tools: ToolsConfig = ToolsConfig()
+    max_request_bytes: int = Field(256_000, gt=0)
+    max_tokens_limit: int = Field(256, ge=1, description="cap on max_tokens per request")
+    request_timeout_s: float = Field(120.0, gt=0)
+    deployment: BraidDeploymentConfig = BraidDeploymentConfig()
+    ingress_cpus: float = Field(0.5, gt=0)
+
+    @model_validator(mode="after")
+    def _rules(self) -> ServeConfig:
+        if self.api_key is None and not self.allow_open and not _loopback(self.host):
+            raise ValueError(
+                f"host {self.host!r} is not loopback and no api_key is set: set api_key (or $BRAID_API_KEY), "
+                "or allow_open: true to serve without auth"
+            )
+        if self.meta_braider is None and not self.braids:
+            raise ValueError("nothing to serve: give meta_braider (a checkpoint) and/or braids (pinned)")
+        if self.default_model == "auto" and self.meta_braider is None:
+            raise ValueError("default_model 'auto' needs a meta_braider; name a pinned braid instead")
+        if self.default_model != "auto" and self.default_model not in self.braids:
+            raise ValueError(
+                f"default_model {self.default_model!r} is not a pinned braid {sorted(self.braids)}"
+            )
+        return self
+
+    @property
+    def state_dir(self) -> Path:
+        from memory.manager import default_data_dir
+
+        return Path(self.data_dir) if self.data_dir else default_data_dir()
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ServeConfig:
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        return cls.model_validate(data.get("braid_serve", data))
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

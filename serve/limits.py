@@ -1,0 +1,89 @@
+"""Request guards and counters: a body-size limit (declared or streamed) and Prometheus-style metrics."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict, deque
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware: 413 when a body declares or streams more than ``max_bytes``, before the app reads it."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            return await self._reject(send)
+        seen, started = 0, False
+
+        async def counted_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        async def tracked_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except _TooLarge:
+            if not started:
+                await self._reject(send)
+
+    async def _reject(self, send) -> None:
+        body = json.dumps({"error": {"message": f"request body exceeds {self.max_bytes} bytes",
+                                     "type": "request_too_large", "param": None, "code": None}}).encode()  # fmt: skip
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class Metrics:
+    """Request counts by path and status, and latency quantiles over the last 2048 requests per path."""
+
+    def __init__(self, window: int = 2048):
+        self.counts: dict[tuple[str, int], int] = defaultdict(int)
+        self.latency: dict[str, deque] = defaultdict(lambda: deque(maxlen=window))
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:  # the app is pickled into Serve replicas; locks are not picklable
+        return {"window": self.latency.default_factory().maxlen}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["window"])
+
+    def observe(self, path: str, status: int, seconds: float) -> None:
+        path = path if path.count("/") <= 3 else "/".join(path.split("/")[:3]) + "/{id}"  # bounded label set
+        with self._lock:
+            self.counts[(path, status)] += 1
+            self.latency[path].append(seconds)
+
+    def prometheus(self) -> str:
+        lines = ["# TYPE braid_requests_total counter"]
+        with self._lock:
+            lines += [
+                f'braid_requests_total{{path="{p}",status="{s}"}} {n}'
+                for (p, s), n in sorted(self.counts.items())
+            ]
+            lines.append("# TYPE braid_request_seconds summary")
+            for path, xs in sorted(self.latency.items()):
+                ordered = sorted(xs)
+                for q in (0.5, 0.95, 0.99):
+                    value = ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+                    lines.append(f'braid_request_seconds{{path="{path}",quantile="{q}"}} {value:.6f}')
+                lines.append(f'braid_request_seconds_count{{path="{path}"}} {len(ordered)}')
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,86 @@
+"""Prompts: the task a query is (for the meta-braider), the prompt built from memory and tool results (the
+seed's Pattern 3: retrieve, then generate with the context), and fitting it into every member's context."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+CODE = re.compile(r"```|\bdef \w+\(|\bclass \w+|\bimport \w+|\breturn\b|[{};]\s*$", re.M)
+ARITHMETIC = re.compile(r"\d+\s*[-+*/x×÷]\s*\d+|\bsum of\b|\bhow much is\b", re.I)
+QUESTION = re.compile(r"\?\s*$|^(what|who|when|where|which|why|how|is|are|does|do|can)\b", re.I)
+FACT = re.compile(r"\b(value of|capital of|born|population|stands for|key)\b", re.I)
+
+
+def infer_task(query: str, complexity: float | None = None) -> dict[str, Any]:
+    """The meta-braider's view of a query when the request names no task: a type and capabilities by rules
+    (code, arithmetic, fact question, question, plain text); the text embedding carries the rest."""
+    if CODE.search(query):
+        kind, caps = "code_completion", ("code", "syntax")
+    elif ARITHMETIC.search(query):
+        kind, caps = "arithmetic", ("arithmetic", "reasoning")
+    elif FACT.search(query) and QUESTION.search(query.strip()):
+        kind, caps = "fact_recall", ("recall", "knowledge")
+    elif QUESTION.search(query.strip()):
+        kind, caps = "qa", ("knowledge", "reasoning")
+    else:
+        kind, caps = "language_modeling", ("fluency",)
+    if complexity is None:  # longer queries are harder, saturating at ~400 characters
+        complexity = min(1.0, 0.2 + len(query) / 500)
+    return {
+        "type": kind,
+        "complexity": round(complexity, 3),
+        "capabilities": caps,
+        "description": query[:500],
+    }
+
+
+def build_prompt(
+    query: str,
+    history: Sequence[dict] = (),
+    documents: Sequence[dict] = (),
+    tool_results: Sequence[dict] = (),
+    snippet_chars: int = 400,
+) -> str:
+    """Context (documents, tool output), then the conversation, then the query. Retrieved and fetched text is
+    quoted as context, never as instructions."""
+    parts = []
+    context = [_doc_line(i, d, snippet_chars) for i, d in enumerate(documents, 1)]
+    context += [f"[{t['name']}] {_clip(str(t.get('text', '')), snippet_chars)}" for t in tool_results]
+    if context:
+        parts.append("Context (quoted, untrusted):\n" + "\n".join(context))
+    if history:
+        parts.append("\n".join(f"{m['role']}: {m['content']}" for m in history))
+    parts.append(f"user: {query}\nassistant:")
+    return "\n\n".join(parts)
+
+
+def _doc_line(i: int, doc: dict, chars: int) -> str:
+    title = doc.get("title") or doc.get("url") or "document"
+    return f"[{i}] {title}: {_clip(doc.get('content') or doc.get('text') or '', chars)}"
+
+
+def _clip(text: str, chars: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+def max_positions(model: Any) -> int | None:
+    cfg = model.config
+    return getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+
+
+def fit_prompt(braided: Any, prompt: str, new_tokens: int, spare: int = 8) -> str:
+    """Drop the prompt's oldest characters until every member can read it and write ``new_tokens`` more
+    within its position limit (members may tokenize the same text into very different lengths)."""
+    for member in getattr(braided, "models", ()):
+        limit = max_positions(member)
+        if limit is None:
+            continue
+        room = limit - new_tokens - spare
+        if room <= 0:
+            raise ValueError(f"max_tokens {new_tokens} leaves no room for a prompt ({limit} positions)")
+        while prompt and (n := len(member.tokenizer(prompt)["input_ids"])) > room:
+            prompt = prompt[max(1, int(len(prompt) * (1 - room / n)) + 1) :]
+    return prompt
