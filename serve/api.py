@@ -198,7 +198,7 @@ def _authorized(request: Request, key: str) -> bool:
 
 def _run_kwargs(body: ChatRequest, config: ServeConfig) -> dict[str, Any]:
     opts = body.braid
-    wanted = body.max_completion_tokens or body.max_tokens or 64
+    wanted = body.max_completion_tokens or body.max_tokens or min(64, config.max_tokens_limit)
     if wanted > config.max_tokens_limit:
         raise ValueError(f"max_tokens {wanted} exceeds this server's limit of {config.max_tokens_limit}")
     *history, last = body.messages

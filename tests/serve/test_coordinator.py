@@ -1,0 +1,104 @@
+"""The Coordinator without HTTP: a real tiny-zoo braid chosen by the meta-braider, real SQLite memory, real
+tools against a page server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from braid.meta import Infeasible
+from braid.meta.agent import policy_log_prob
+from braid.meta.decision import BraidingDecision
+from serve.build import build_coordinator
+from serve.coordinator import Coordinator, UnknownModel
+
+
+def log_prob(coord, task: dict, decision: dict) -> float:
+    agent = coord.meta.agent
+    with torch.no_grad():
+        return float(policy_log_prob(agent.encode(task), agent, BraidingDecision.model_validate(decision)))
+
+
+def test_run_answers_with_the_decided_braid_and_remembers_the_exchange(serve_config):
+    coord = build_coordinator(serve_config())
+    first = coord.run("what is 12 + 7?", max_new_tokens=8)
+    assert first.answer and first.completion_tokens > 0
+    assert first.task["type"] == "arithmetic" and first.decision["anchor"] in first.decision["members"]
+    assert first.model.startswith(first.decision["anchor"] + "|")
+    assert "policy confidence" in first.explanation
+    assert {"decide", "memory", "generate", "total"} <= set(first.timings)
+    history = coord.memory.get_conversation_history(first.conversation_id)
+    assert [(m["role"], m["content"]) for m in history] == [
+        ("user", "what is 12 + 7?"),
+        ("assistant", first.answer),
+    ]
+    second = coord.run("and 12 + 8?", conversation_id=first.conversation_id, max_new_tokens=8)
+    assert any(h["kind"] == "message" and "12 + 7" in h["text"] for h in second.memory_hits)
+    assert len(coord.memory.get_conversation_history(first.conversation_id)) == 4
+
+
+def test_a_url_in_the_query_is_fetched_stored_and_recalled(serve_config, pages):
+    coord = build_coordinator(serve_config())
+    url = f"{pages.base}/article"
+    result = coord.run(f"summarize {url}", max_new_tokens=4)
+    (call,) = result.tool_calls
+    assert call["name"] == "extract_content" and call["error"] is None
+    assert "braided language models" in call["result"]["title"]
+    assert any(d["url"] == url for d in coord.memory.list_documents())
+    later = coord.run("how do braided models share hidden states?", use_tools=False, max_new_tokens=4)
+    assert any(h["kind"] == "document" and h["metadata"].get("url") == url for h in later.memory_hits)
+
+
+def test_a_failing_tool_is_reported_not_raised(serve_config, pages):
+    coord = build_coordinator(serve_config())
+    result = coord.run(f"read {pages.base}/image.png please", max_new_tokens=4)
+    assert result.tool_calls[0]["error"] and result.answer is not None
+
+
+def test_pinned_braid_and_errors(serve_config, tiny_zoo):
+    from braid import BraidedLLM
+
+    _, paths = tiny_zoo
+    braided = BraidedLLM([paths["prose-llama"], paths["code-qwen2"]], fusion_layers=[0], fusion_dim=8)
+    coord = Coordinator(braided_model=braided)
+    out = coord.run("The weather today", max_new_tokens=6)
+    assert out.model == "default" and out.decision is None
+    assert out.answer == braided.generate("user: The weather today\nassistant:", max_new_tokens=6)
+    with pytest.raises(UnknownModel, match="unknown model 'nope'; available: \\['default'\\]"):
+        coord.run("hi", model="nope")
+    with pytest.raises(ValueError, match="query is empty"):
+        coord.run("   ")
+    with pytest.raises(TypeError, match="unknown options \\['max_tokens'\\]"):
+        coord.run("hi", max_tokens=3)
+
+
+def test_infeasible_constraints_name_the_closest_option(serve_config):
+    coord = build_coordinator(serve_config())
+    with pytest.raises(Infeasible, match="closest option") as e:
+        coord.run("def f(x):", constraints={"compute_budget": 0.01})
+    assert len(e.value.closest.members) == 2
+
+
+@pytest.mark.parametrize("rating", [1.0, -1.0])
+def test_feedback_moves_the_decision_probability_and_persists(serve_config, rating):
+    config = serve_config()
+    coord = build_coordinator(config)
+    result = coord.run("def add(a, b):", max_new_tokens=4)
+    before = log_prob(coord, result.task, result.decision)
+    for _ in range(3):
+        out = coord.feedback(result.response_id, rating)
+    assert out["learned"] and out["updates"] == 3
+    after = log_prob(coord, result.task, result.decision)
+    assert (after - before) * rating > 0.05  # towards the decision when rewarded, away when punished
+    restarted = build_coordinator(config)  # a new process would do exactly this
+    assert restarted.meta.updates == 3
+    assert log_prob(restarted, result.task, result.decision) == pytest.approx(after, abs=1e-5)
+    assert restarted.responses.feedback_count() == 3
+
+
+def test_feedback_errors(serve_config):
+    coord = build_coordinator(serve_config())
+    with pytest.raises(LookupError, match="no response with id 'missing'"):
+        coord.feedback("missing", 1.0)
+    with pytest.raises(ValueError, match="rating must be in \\[-1, 1\\]"):
+        coord.feedback("missing", 3.0)
