@@ -179,6 +179,15 @@ def _meta_app() -> typer.Typer:
 
 
 app.add_typer(_meta_app(), name="meta")
+
+
+def _serve_command():
+    from serve.cli import serve_command
+
+    return serve_command
+
+
+app.command("serve")(_serve_command())
 zoo_app = typer.Typer(help="The zoo of small specialist models trained here.", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
 

@@ -8,8 +8,8 @@ braids by key. ``serve run serve.yaml`` / ``serve deploy serve.yaml`` call :func
 config's ``args`` validated as a ServeConfig.
 """
 
-from __future__ import annotations
-
+# no `from __future__ import annotations` here: Serve reads app_builder's annotation as a class to validate
+# the config's args with it
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator

@@ -10,7 +10,7 @@ import ipaddress
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tools.config import ToolsConfig
 
@@ -63,6 +63,18 @@ class ServeConfig(_Frozen):
     deployment: BraidDeploymentConfig = BraidDeploymentConfig()
     ingress_cpus: float = Field(0.5, gt=0)
 
+    @field_validator("meta_braider", "records", "data_dir")
+    @classmethod
+    def _expand(cls, v: str | None) -> str | None:
+        return None if v is None else os.path.expandvars(os.path.expanduser(v))
+
+    @field_validator("braids")
+    @classmethod
+    def _expand_braids(cls, v: dict[str, str]) -> dict[str, str]:
+        if bad := [name for name in v if "|" in name or name == "auto"]:
+            raise ValueError(f"pinned braid names may not be 'auto' or contain '|': {bad}")
+        return {name: os.path.expanduser(path) for name, path in v.items()}
+
     @model_validator(mode="after")
     def _rules(self) -> ServeConfig:
         if self.api_key is None and not self.allow_open and not _loopback(self.host):
@@ -91,7 +103,13 @@ class ServeConfig(_Frozen):
         import yaml
 
         data = yaml.safe_load(Path(path).read_text()) or {}
-        return cls.model_validate(data.get("braid_serve", data))
+        if "applications" in data:  # a Ray Serve config file: our app's args, served where http_options say
+            args = dict(data["applications"][0].get("args") or {})
+            http = data.get("http_options") or {}
+            args.setdefault("host", http.get("host", "127.0.0.1"))
+            args.setdefault("port", http.get("port", 8000))
+            data = args
+        return cls.model_validate(data)
 
 
 def _loopback(host: str) -> bool:

@@ -51,7 +51,8 @@ def test_compose_file_defines_head_workers_and_neo4j():
         text = out.stdout
     compose = yaml.safe_load(text)
     services = compose["services"]
-    assert {"ray-head", "ray-worker", "neo4j"} <= set(services)
+    assert {"ray-head", "ray-worker", "neo4j", "braid-serve"} <= set(services)
+    assert "braid serve --config serve.yaml" in str(services["braid-serve"]["command"])
     head, worker = services["ray-head"], services["ray-worker"]
     assert "--head" in str(head["command"]) and "ray-head:6379" in str(worker["command"])
     for svc in (head, worker):
@@ -78,3 +79,33 @@ def _bytes(size: str | int) -> int:
     units = {"k": 2**10, "m": 2**20, "g": 2**30}
     size = size.lower().removesuffix("b")
     return int(float(size[:-1]) * units[size[-1]]) if size[-1] in units else int(size)
+
+
+def test_serve_yaml_is_a_valid_serve_config_with_typed_args():
+    from ray.serve.schema import ServeDeploySchema
+
+    from serve.config import ServeConfig
+
+    raw = yaml.safe_load((ROOT / "serve.yaml").read_text())
+    schema = ServeDeploySchema.model_validate(raw) if hasattr(ServeDeploySchema, "model_validate") else (
+        ServeDeploySchema.parse_obj(raw)
+    )  # fmt: skip
+    (app,) = schema.applications
+    assert app.import_path == "serve.app:app_builder"
+    config = ServeConfig.from_yaml(ROOT / "serve.yaml")  # what `braid serve --config serve.yaml` reads
+    assert config == ServeConfig.model_validate(app.args) and config.port == raw["http_options"]["port"]
+    assert config.deployment.max_replicas >= config.deployment.min_replicas
+
+
+def test_serve_builds_the_app_from_the_yaml_args_through_the_typed_builder():
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+    from ray.serve.deployment import Application
+
+    from serve.app import app_builder
+
+    (app,) = yaml.safe_load((ROOT / "serve.yaml").read_text())["applications"]
+    assert isinstance(call_user_app_builder_with_args_if_necessary(app_builder, app["args"]), Application)
+    with pytest.raises(Exception, match="max_replicas"):
+        call_user_app_builder_with_args_if_necessary(
+            app_builder, {**app["args"], "deployment": {"max_replicas": 0}}
+        )

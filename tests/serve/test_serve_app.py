@@ -42,7 +42,10 @@ def deployed(ray_local, meta_checkpoint, tmp_path_factory):
 
 def chat(client, content: str, **kw):
     return client.chat.completions.create(
-        model="auto", messages=[{"role": "user", "content": content}], max_tokens=kw.pop("max_tokens", 6), **kw
+        model="auto",
+        messages=[{"role": "user", "content": content}],
+        max_tokens=kw.pop("max_tokens", 6),
+        **kw,
     )
 
 
@@ -52,7 +55,9 @@ def test_openai_client_against_serve(deployed):
     r = chat(client, "what is 5 + 6?", temperature=0)
     assert r.choices[0].message.content is not None and r.usage.completion_tokens > 0
     assert r.model_extra["braid"]["decision"]["anchor"] in r.model
-    pieces = [c.choices[0].delta.content or "" for c in chat(client, "what is 5 + 6?", temperature=0, stream=True)]
+    pieces = [
+        c.choices[0].delta.content or "" for c in chat(client, "what is 5 + 6?", temperature=0, stream=True)
+    ]
     assert "".join(pieces) == r.choices[0].message.content  # same braid (multiplexed by key), greedy
     assert [m.id for m in client.models.list()] == ["auto"]
 
@@ -100,19 +105,25 @@ def test_feedback_persists_across_a_redeploy(deployed):
     decide = {"task": braid["task"]}
     before = httpx.post(url + "/v1/braid/decide", json=decide, headers=headers).json()["explanation"]
     for _ in range(3):
-        fb = httpx.post(url + "/v1/feedback", json={"response_id": r.id, "rating": 1.0}, headers=headers).json()
+        fb = httpx.post(
+            url + "/v1/feedback", json={"response_id": r.id, "rating": 1.0}, headers=headers
+        ).json()
         assert fb["learned"]
     after = httpx.post(url + "/v1/braid/decide", json=decide, headers=headers).json()["explanation"]
     assert after != before
 
     def log_prob(agent) -> float:
         with torch.no_grad():
-            return float(policy_log_prob(agent.encode(braid["task"]), agent, BraidingDecision(**braid["decision"])))
+            return float(
+                policy_log_prob(agent.encode(braid["task"]), agent, BraidingDecision(**braid["decision"]))
+            )
 
     saved = MetaBraider.load(config.state_dir / "meta-braider.online.pt")
     assert log_prob(saved) > log_prob(MetaBraider.load(config.meta_braider)) + 0.05  # rewarded direction
 
     serve.delete("braid")
     run(config)  # a fresh gateway replica loads the learned state
-    again = httpx.post(url + "/v1/braid/decide", json=decide, headers=headers, timeout=60).json()["explanation"]
+    again = httpx.post(url + "/v1/braid/decide", json=decide, headers=headers, timeout=60).json()[
+        "explanation"
+    ]
     assert again == after
