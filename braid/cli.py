@@ -237,8 +237,20 @@ def bench(
 
 
 @app.command()
-def demo(steps: int = 200, strategy: str = "attention") -> None:
-    """Train two small models here, braid them, train the fusion briefly and generate."""
+def demo(
+    quick: bool = typer.Option(False, help="a smaller sweep and pretraining (CI)"),
+    workdir: Path | None = typer.Option(None, help="default: $BRAID_CACHE/demo or ~/.cache/llm-braid/demo"),
+) -> None:
+    """The whole system: tiny zoo, a Tune sweep, meta-braider pretraining, Ray Serve, openai-client chats
+    with memory and a tool call, feedback; prints answers, decisions, explanations and timings."""
+    from serve.demo import main
+
+    main(quick=quick, workdir=workdir)
+
+
+@app.command()
+def quickstart(steps: int = 200, strategy: str = "attention") -> None:
+    """The braid core alone: train two small models here, braid them, train the fusion briefly, generate."""
     from braid.demo import main
 
     main(steps=steps, strategy=strategy)

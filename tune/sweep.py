@@ -33,6 +33,7 @@ class SweepConfig(BaseModel):
     points_to_evaluate: tuple[dict, ...] | None = Field(
         None, description="configs to try first (known-good ones)"
     )
+    verbose: int = Field(1, ge=0, le=3, description="Tune's console output (0: silent)")
     storage_path: str = Field(default_factory=lambda: str(Path.home() / ".cache" / "llm-braid" / "sweeps"))
 
 
@@ -100,7 +101,7 @@ def tuner_for(task: TaskSpec, space: SearchSpace, cfg: SweepConfig, zoo: dict[st
             name=path.name,
             storage_path=str(path.parent),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            verbose=1,
+            verbose=cfg.verbose,
         ),
     )
 

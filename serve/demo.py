@@ -1,0 +1,214 @@
+"""``make demo``: the whole system on the embedded default, on this machine.
+
+1. build the tiny zoo (cached)      2. a small Ray Tune sweep (records + trial checkpoints)
+3. pretrain the meta-braider       4. start Ray Serve locally (API key on, tools limited to 127.0.0.1)
+5. chat through the official ``openai`` client: a tool call on a local page, memory recall, streaming,
+   constraints                     6. feedback    7. answers, decisions, explanations and timings
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+PAGE = b"""<!doctype html><html><head><title>Braided language models</title></head><body><main><article>
+<h1>Braided language models</h1>
+<p>A braid runs several frozen language models side by side. At a few chosen layers each model's hidden
+states pass through a small trained fusion module, and the result flows back into every model's residual
+stream through a gate that starts at zero, so an untrained braid is exactly its anchor model.</p>
+<p>A meta-braider reads the task and the model pool and decides which models to braid, at which layers,
+with which fusion strategy and parameters. Feedback on answers keeps teaching it.</p>
+</article></main></body></html>"""
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("BRAID_CACHE", Path.home() / ".cache" / "llm-braid"))
+
+
+class _Page(BaseHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        found = self.path == "/braids.html"
+        body = PAGE if found else b"not found"
+        self.send_response(200 if found else 404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def page_server() -> ThreadingHTTPServer:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Page)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+def sweep(console: Console, work: Path, quick: bool) -> tuple[dict, list, list, Path]:
+    from braid.zoo import build_zoo, load_cards
+    from tune.records import ModelFeatures
+    from tune.report import best_table
+    from tune.space import SearchSpace
+    from tune.sweep import SweepConfig, run_sweep
+    from tune.tasks import TaskSuite
+
+    console.rule("1/7 tiny zoo")
+    zoo = build_zoo(tiny=True)
+    pool = [ModelFeatures.from_card(c) for c in load_cards(tiny=True)]
+    console.print(f"{len(zoo)} members: {', '.join(zoo)}")
+    console.rule("2/7 Ray Tune sweep")
+    suite = TaskSuite.default(n_train=16 if quick else 32, n_eval=4 if quick else 8)
+    if quick:
+        suite = TaskSuite(tasks=[t for t in suite.tasks if t.name in ("prose-lm", "arith-qa")])
+    space = SearchSpace(steps=(20,) if quick else (20, 40), fusion_dims=(8, 16))
+    cfg = SweepConfig(name="demo-quick" if quick else "demo", num_samples=2 if quick else 4, eval_every=10,
+                      storage_path=str(work / "sweeps"), verbose=0)  # fmt: skip
+    records, path = run_sweep(suite, space, cfg, zoo, pool, records_path=work / "sweep.records.jsonl")
+    console.print(best_table(records))
+    return zoo, pool, records, path
+
+
+def pretrain_meta(console: Console, work: Path, zoo: dict, pool: list, records: list, quick: bool) -> Path:
+    from braid.meta import MetaBraider
+    from braid.meta.learn import observations_from_records, pretrain
+
+    console.rule("3/7 pretrain the meta-braider")
+    agent = MetaBraider(pool, paths=zoo)
+    obs = observations_from_records(agent, records)
+    losses = pretrain(agent, obs, steps=100 if quick else 300, progress=True)
+    path = work / "meta-braider.pt"
+    agent.save(path)
+    console.print(f"{len(obs)} observations; loss {losses[0]:.3f} -> {losses[-1]:.3f}; saved {path}")
+    return path
+
+
+def start_serve(console: Console, work: Path, agent: Path, records: Path):
+    from serve.app import run
+    from serve.config import BraidDeploymentConfig, ServeConfig
+    from tools import FetchSettings, ToolsConfig
+
+    console.rule("4/7 Ray Serve")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = ServeConfig(
+        port=port, api_key=secrets.token_urlsafe(16), meta_braider=str(agent), records=str(records),
+        data_dir=str(work / "state"), max_tokens_limit=64, ingress_cpus=0.25,
+        tools=ToolsConfig(fetch=FetchSettings(allow=("127.0.0.1/32",), timeout_s=5.0)),
+        deployment=BraidDeploymentConfig(replica_cpus=0.5, max_replicas=1, max_ongoing_requests=16),
+    )  # fmt: skip
+    start = time.perf_counter()
+    run(config)
+    console.print(f"serving http://127.0.0.1:{port}/v1 (API key on) in {time.perf_counter() - start:.1f}s")
+    return config
+
+
+def chat(console: Console, config: Any, page_url: str) -> list[dict]:
+    import openai
+
+    console.rule("5/7 chat through the openai client")
+    client = openai.OpenAI(
+        base_url=f"http://127.0.0.1:{config.port}/v1", api_key=config.api_key, max_retries=0
+    )
+    conversation = f"demo-{int(time.time())}"
+    asks = [
+        (f"Summarize {page_url}", {"conversation_id": conversation}),
+        ("How do braided models share hidden states?", {"conversation_id": conversation}),
+        ("what is 17 + 25?", {"constraints": {"compute_budget": 0.6}}),
+    ]
+    turns = []
+    for query, options in asks:
+        start = time.perf_counter()
+        r = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": query}],
+                                           max_tokens=24, extra_body={"braid": options})  # fmt: skip
+        turns.append({"query": query, "id": r.id, "model": r.model, "answer": r.choices[0].message.content,
+                      "braid": r.model_extra["braid"], "ms": (time.perf_counter() - start) * 1000})  # fmt: skip
+    start, pieces, final = time.perf_counter(), [], None
+    console.print("[bold]streaming[/bold] def fibonacci(n):", end="")
+    for chunk in client.chat.completions.create(
+        model="auto", messages=[{"role": "user", "content": "def fibonacci(n):"}], max_tokens=24, stream=True
+    ):
+        piece = chunk.choices[0].delta.content or "" if chunk.choices else ""
+        console.print(piece, end="", markup=False, highlight=False)
+        pieces.append(piece)
+        final = chunk
+    console.print()
+    turns.append({"query": "def fibonacci(n):", "id": final.id, "model": final.model, "answer": "".join(pieces),
+                  "braid": final.model_extra["braid"], "ms": (time.perf_counter() - start) * 1000})  # fmt: skip
+    return turns
+
+
+def feedback(console: Console, config: Any, turns: list[dict]) -> list[dict]:
+    import httpx2 as httpx
+
+    console.rule("6/7 feedback")
+    url, headers = f"http://127.0.0.1:{config.port}", {"Authorization": f"Bearer {config.api_key}"}
+    out = []
+    for turn, rating in zip(turns, (1.0, 0.5, -0.5, 1.0), strict=False):
+        r = httpx.post(
+            url + "/v1/feedback", json={"response_id": turn["id"], "rating": rating}, headers=headers
+        )
+        r.raise_for_status()
+        out.append(r.json())
+        console.print(
+            f"rated {rating:+.1f}: {turn['query'][:40]!r} -> meta-braider updates {r.json()['updates']}"
+        )
+    return out
+
+
+def report(console: Console, turns: list[dict]) -> None:
+    console.rule("7/7 answers, decisions, timings")
+    table = Table("query", "braid (anchor + members, strategy)", "tools", "memory hits", "answer", "ms",
+                  title="demo turns")  # fmt: skip
+    for t in turns:
+        b, d = t["braid"], t["braid"]["decision"]
+        braid = f"{d['anchor']} + {', '.join(m for m in d['members'] if m != d['anchor'])}, {d['strategy']}"
+        tools = ", ".join(f"{c['name']}{' (error)' if c['error'] else ''}" for c in b["tool_calls"]) or "-"
+        table.add_row(t["query"][:40], braid, tools, str(len(b["memory_hits"])),
+                      repr(t["answer"][:48]), f"{t['ms']:.0f}")  # fmt: skip
+    console.print(table)
+    for t in turns:
+        timings = ", ".join(f"{k} {v:.0f}" for k, v in t["braid"]["timings"].items())
+        console.print(Panel(f"{t['braid']['explanation']}\n[dim]timings (ms): {timings}[/dim]",
+                            title=t["query"][:60]))  # fmt: skip
+
+
+def main(quick: bool = False, workdir: str | Path | None = None) -> dict:
+    import ray
+    from ray import serve
+
+    console = Console(width=None if Console().is_terminal else 140)
+    work = Path(workdir or cache_root() / "demo")
+    work.mkdir(parents=True, exist_ok=True)
+    start, pages = time.perf_counter(), page_server()
+    try:
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        zoo, pool, records, records_path = sweep(console, work, quick)
+        agent = pretrain_meta(console, work, zoo, pool, records, quick)
+        config = start_serve(console, work, agent, records_path)
+        turns = chat(console, config, f"http://127.0.0.1:{pages.server_address[1]}/braids.html")
+        rated = feedback(console, config, turns)
+        report(console, turns)
+    finally:
+        pages.shutdown()
+        if ray.is_initialized():
+            serve.shutdown()
+            ray.shutdown()
+    console.print(f"demo finished in {time.perf_counter() - start:.0f}s")
+    return {
+        "turns": turns,
+        "feedback": rated,
+        "records": len(records),
+        "seconds": time.perf_counter() - start,
+    }

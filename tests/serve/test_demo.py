@@ -1,0 +1,32 @@
+"""`make demo` (its --quick mode) as an integration test: zoo, sweep, pretraining, Serve, openai-client
+chats with a tool call and memory, feedback."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_demo_quick_runs_end_to_end(tiny_zoo, tmp_path, monkeypatch):
+    from serve.demo import main
+
+    cache, _ = tiny_zoo
+    monkeypatch.setenv("BRAID_CACHE", str(cache))  # the session's zoo, already built
+    out = main(quick=True, workdir=tmp_path)
+    first, second, arithmetic, streamed = out["turns"]
+    (call,) = first["braid"]["tool_calls"]
+    assert call["name"] == "extract_content" and call["error"] is None
+    assert "Braided language models" in call["result"]["title"]
+    page = call["result"]["url"]
+    assert any(
+        h["kind"] == "document" and h["metadata"].get("url") == page for h in second["braid"]["memory_hits"]
+    )
+    assert any(h["kind"] == "message" for h in second["braid"]["memory_hits"])  # the first turn, recalled
+    assert arithmetic["braid"]["task"]["type"] == "arithmetic" and streamed["answer"]
+    assert all(
+        t["braid"]["decision"] and "policy confidence" in t["braid"]["explanation"] for t in out["turns"]
+    )
+    assert [f["updates"] for f in out["feedback"]] == [1, 2, 3, 4]
+    assert out["records"] >= 4 and (tmp_path / "meta-braider.pt").exists()
+    assert (tmp_path / "state" / "meta-braider.online.pt").exists()  # feedback persisted
