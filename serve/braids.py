@@ -102,48 +102,64 @@ class BraidFactory:
 
 
 class LocalBraids:
-    """An LRU of built braids in this process; one generation at a time per braid (a braid's hooks and
-    caches belong to one forward)."""
+    """An LRU of built braids in this process. One generation at a time per braid (a braid's hooks and caches
+    belong to one forward), always computed on that braid's own thread: torch's intra-op (OpenMP) pool belongs
+    to the calling thread, and hopping between request threads leaves idle pools spinning against the busy one."""
 
     def __init__(self, factory: BraidFactory, capacity: int = 2):
         self.factory, self.capacity = factory, capacity
-        self._cache: OrderedDict[str, tuple[Any, dict, threading.Lock]] = OrderedDict()
+        self._cache: OrderedDict[str, _Slot] = OrderedDict()
         self._lock = threading.Lock()
 
     def known(self, key: str) -> bool:
         return self.factory.known(key)
 
-    def get(self, key: str) -> tuple[Any, dict, threading.Lock]:
+    def get(self, key: str) -> _Slot:
         with self._lock:  # building under the lock: two requests for a new key build it once
             if key not in self._cache:
-                braided, info = self.factory.build(key)
-                self._cache[key] = (braided, info, threading.Lock())
+                self._cache[key] = _Slot(*self.factory.build(key))
                 while len(self._cache) > self.capacity:
-                    self._cache.popitem(last=False)
+                    self._cache.popitem(last=False)[1].close()
             self._cache.move_to_end(key)
             return self._cache[key]
 
     def info(self, key: str) -> dict:
-        return self.get(key)[1]
+        return self.get(key).info
 
     def generate(self, key: str, prompt: str, params: GenParams) -> Generated:
-        braided, _, lock = self.get(key)
-        with lock:
-            return generate(braided, prompt, params)
+        slot = self.get(key)
+        with slot.lock:
+            return slot.run(generate, slot.braided, prompt, params)
 
     def stream(self, key: str, prompt: str, params: GenParams) -> Iterator[str]:
-        braided, _, lock = self.get(key)
-        with lock:
-            yield from stream(braided, prompt, params)
+        slot, done = self.get(key), object()
+        with slot.lock:
+            pieces = slot.run(stream, slot.braided, prompt, params)
+            while (piece := slot.run(next, pieces, done)) is not done:
+                yield piece
 
     def planner_context(self, key: str) -> tuple[Any, Any]:
-        braided, _, lock = self.get(key)
+        slot = self.get(key)
 
         def plan_generate(prompt: str, max_new_tokens: int) -> str:
-            with lock:
-                return braided.generate(prompt, max_new_tokens=max_new_tokens)
+            with slot.lock:
+                return slot.run(lambda: slot.braided.generate(prompt, max_new_tokens=max_new_tokens))
 
-        return braided.tokenizer, plan_generate
+        return slot.braided.tokenizer, plan_generate
+
+
+class _Slot:
+    def __init__(self, braided: Any, info: dict):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.braided, self.info, self.lock = braided, info, threading.Lock()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="braid")
+
+    def run(self, fn: Any, *args: Any) -> Any:
+        return self._thread.submit(fn, *args).result()
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=False)
 
 
 def stream(braided: Any, prompt: str, params: GenParams) -> Iterator[str]:
