@@ -119,7 +119,8 @@ class LocalBraids:
             if key not in self._cache:
                 self._cache[key] = _Slot(*self.factory.build(key))
                 while len(self._cache) > self.capacity:
-                    self._cache.popitem(last=False)[1].close()
+                    # an evicted braid may still be generating: its thread ends with its last reference
+                    self._cache.popitem(last=False)
             self._cache.move_to_end(key)
             return self._cache[key]
 
@@ -157,9 +158,6 @@ class _Slot:
 
     def run(self, fn: Any, *args: Any) -> Any:
         return self._thread.submit(fn, *args).result()
-
-    def close(self) -> None:
-        self._thread.shutdown(wait=False)
 
 
 def stream(braided: Any, prompt: str, params: GenParams) -> Iterator[str]:

@@ -21,7 +21,7 @@ from braid.meta.decision import BraidingDecision, Candidates
 from braid.meta.features import Constraints, MetaTask, encode_model, encode_task
 from braid.meta.net import DecisionLogits, DecisionNet, DecisionSpace
 
-FORMAT = "llm-braid-meta/1"
+FORMAT = "llm-braid-meta/2"  # 2: model tokens carry task affinity
 
 
 class Infeasible(ValueError):
@@ -58,6 +58,10 @@ class MetaBraider(nn.Module):
         # log-latency added to predictions before checking a limit: calibrated by pretraining on residuals,
         # so a limit holds in truth, not only in prediction
         self.register_buffer("latency_margin", torch.zeros(()))
+        # decode ms the records measured per candidate (NaN: never measured) and the log-slack a new
+        # measurement of the same config may exceed it by: a measured cost beats a predicted one
+        self.register_buffer("measured_ms", torch.full((len(self.candidates),), math.nan))
+        self.register_buffer("measured_margin", torch.zeros(()))
 
     @property
     def names(self) -> list[str]:
@@ -65,8 +69,9 @@ class MetaBraider(nn.Module):
 
     # -- inputs -------------------------------------------------------------------------------------------
     def encode(self, task: Any, constraints: Constraints | None = None) -> DecisionLogits:
-        task_vec = encode_task(MetaTask.of(task), constraints)[None]  # (1, TASK_DIM)
-        models = torch.stack([encode_model(m) for m in self.pool])[None]  # (1, N, MODEL_DIM)
+        meta_task = MetaTask.of(task)
+        task_vec = encode_task(meta_task, constraints)[None]  # (1, TASK_DIM)
+        models = torch.stack([encode_model(m, meta_task) for m in self.pool])[None]  # (1, N, MODEL_DIM)
         return self.net(task_vec, models, torch.ones(1, len(self.pool), dtype=torch.bool))
 
     def predict(self, out: DecisionLogits) -> tuple[torch.Tensor, float, float]:
@@ -99,6 +104,8 @@ class MetaBraider(nn.Module):
     ) -> tuple[BraidingDecision, dict[str, Any]]:
         out = self.encode(task_info, limits)
         pred, lr01, temp01 = self.predict(out)
+        known = ~self.measured_ms.isnan()
+        pred[known, 1] = self.measured_ms[known].log()  # measured decode ms where the records have it
         violation = self._violations(pred, limits)  # (C, 3) >= 0, 0 where met
         if among is not None:  # everything else counts as infinitely far from feasible
             outside = torch.ones(len(pred), dtype=torch.bool)
@@ -128,7 +135,8 @@ class MetaBraider(nn.Module):
     def _violations(self, pred: torch.Tensor, c: Constraints) -> torch.Tensor:
         zero = torch.zeros(len(pred))
         budget = zero if c.compute_budget is None else (self.compute_share - c.compute_budget).clamp(min=0)
-        ms = (pred[:, 1] + self.latency_margin).exp()
+        margin = torch.where(self.measured_ms.isnan(), self.latency_margin, self.measured_margin)
+        ms = (pred[:, 1] + margin).exp()
         latency = (
             zero
             if c.latency_requirement is None
@@ -169,6 +177,18 @@ class MetaBraider(nn.Module):
         return BraidedLLM(config=config, placement=placement, ray_placement=ray_placement)
 
     # -- persistence --------------------------------------------------------------------------------------
+    def _carry_costs(self, measured: torch.Tensor, trained_pool: list[str]) -> None:
+        """The measured-cost table of an agent trained on ``trained_pool``, mapped onto this pool's grid."""
+        if trained_pool == self.names:
+            self.measured_ms.copy_(measured)
+            return
+        old = Candidates(trained_pool, self.space)
+        for i in (~measured.isnan()).nonzero().flatten().tolist():
+            try:
+                self.measured_ms[self.candidates.index_of(old.decision(i, 0.5, 0.0))] = measured[i]
+            except (KeyError, ValueError):  # a member that left the pool
+                continue
+
     def save(self, path: str | Path) -> None:
         torch.save({"format": FORMAT, "pool": self.pool, "space": self.space.model_dump(), "paths": self.paths,
                     "dim": self.net.task_in[0].out_features, "state": self.state_dict()}, path)  # fmt: skip
@@ -180,7 +200,16 @@ class MetaBraider(nn.Module):
         if blob.get("format") != FORMAT:
             raise ValueError(f"{path} is not a meta-braider checkpoint (format {blob.get('format')!r})")
         agent = cls(model_pool or blob["pool"], DecisionSpace(**blob["space"]), blob["paths"], blob["dim"])
-        agent.load_state_dict(blob["state"])
+        state = dict(blob["state"])
+        measured = state.pop("measured_ms", None)
+        missing, unexpected = agent.load_state_dict(state, strict=False)
+        if measured is not None:
+            agent._carry_costs(measured, [m["name"] for m in blob["pool"]])
+        if unexpected or set(missing) - {
+            "measured_ms",
+            "measured_margin",
+        }:  # older agents lack the cost table
+            raise ValueError(f"{path}: state does not fit (missing {missing}, unexpected {unexpected})")
         agent.trained_pool = [m["name"] for m in blob["pool"]]
         return agent
 

@@ -96,12 +96,27 @@ def encode_task(task: MetaTask, constraints: Constraints | None = None) -> torch
     return torch.tensor(row, dtype=torch.float32)
 
 
-MODEL_DIM = 8 + len(KNOWN_DOMAINS) + 1 + len(QUANTIZATIONS) + 1
+MODEL_DIM = 8 + len(KNOWN_DOMAINS) + 1 + len(QUANTIZATIONS) + 1 + 2
+# which model domain serves which capability: a known pairing the affinity feature reads
+SERVES = {"code": "code", "syntax": "code", "arithmetic": "arithmetic", "recall": "facts", "knowledge": "facts",
+          "fluency": "prose"}  # fmt: skip
 
 
-def encode_model(model: Any) -> torch.Tensor:
+def affinity(task: MetaTask, model: dict) -> list[float]:
+    """How well a model's domain fits a task: the cosine between the task's text and the domain's name, and
+    the share of the task's capabilities the domain serves. Task-relative, so a rule learned on seen task
+    types ("anchor the model that fits") carries over to unseen ones."""
+    domain = model.get("domain", "general")
+    a = torch.tensor(text_embedding(f"{task.type}: {task.description}"))
+    b = torch.tensor(text_embedding(f"{domain} model, trained on {domain}"))
+    cosine = float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+    served = [SERVES.get(c) == domain for c in task.capabilities]
+    return [cosine, sum(served) / len(served) if served else 0.0]
+
+
+def encode_model(model: Any, task: MetaTask | None = None) -> torch.Tensor:
     """(MODEL_DIM,) from a tune ``ModelFeatures`` (or a dict with its fields): sizes on log scales, domain,
-    quantization, recency (training steps) and held-out quality."""
+    quantization, recency (training steps), held-out quality, and its affinity to ``task`` (0 without one)."""
     f = model.model_dump() if isinstance(model, BaseModel) else dict(model)
     ppl = f.get("held_out_char_perplexity")
     row = [
@@ -116,4 +131,5 @@ def encode_model(model: Any) -> torch.Tensor:
     ]
     row += one_hot(f.get("domain", "general"), KNOWN_DOMAINS)
     row += one_hot(f.get("quantization") or "none", QUANTIZATIONS)
+    row += affinity(task, f) if task is not None else [0.0, 0.0]
     return torch.tensor(row, dtype=torch.float32)

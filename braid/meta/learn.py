@@ -72,12 +72,21 @@ def predictions(agent: MetaBraider, obs: list[Observation]) -> tuple[torch.Tenso
     return torch.cat(preds), order
 
 
-def scorer_loss(agent: MetaBraider, obs: list[Observation]) -> torch.Tensor:
-    """Mean squared error of the predicted (score, log ms, log MB) over ``obs`` (missing costs ignored)."""
+def scorer_loss(agent: MetaBraider, obs: list[Observation], ranking: float = 0.0) -> torch.Tensor:
+    """Mean squared error of the predicted (score, log ms, log MB) over ``obs`` (missing costs ignored), plus
+    ``ranking`` x a pairwise logistic loss on the order of scores within each task: choosing needs the order
+    right on a new task more than the level (task types score on different scales)."""
     pred, order = predictions(agent, obs)
     target = torch.tensor([[o.score, math.log(o.decode_ms or 1), math.log(o.memory_mb or 1)] for o in order])
     known = torch.tensor([[1.0, float(bool(o.decode_ms)), float(bool(o.memory_mb))] for o in order])
-    return (((pred - target) ** 2) * known).sum(-1).mean()
+    loss = (((pred - target) ** 2) * known).sum(-1).mean()
+    if ranking:
+        same = torch.tensor([[a.task == b.task for b in order] for a in order])  # (n, n)
+        better = (target[:, None, 0] > target[None, :, 0]) & same  # pairs (i better than j)
+        if better.any():
+            margin = pred[:, None, 0] - pred[None, :, 0]  # (n, n)
+            loss = loss + ranking * F.softplus(-margin[better]).mean()
+    return loss
 
 
 def imitation_loss(agent: MetaBraider, obs: list[Observation]) -> torch.Tensor:
@@ -95,6 +104,9 @@ def imitation_loss(agent: MetaBraider, obs: list[Observation]) -> torch.Tensor:
     return torch.stack(losses).mean()
 
 
+RANKING = 1.0  # weight of the within-task ranking loss in pretraining
+
+
 def pretrain(
     agent: MetaBraider, obs: list[Observation], steps: int = 300, lr: float = 3e-3, batch: int = 32,
     seed: int = 0, progress: bool = False,
@@ -107,7 +119,7 @@ def pretrain(
     agent.train()
     for _ in tqdm(range(steps), desc="pretrain meta-braider", disable=not progress):
         sample = rng.sample(obs, min(batch, len(obs)))
-        loss = scorer_loss(agent, sample) + 0.1 * imitation_loss(agent, sample)
+        loss = scorer_loss(agent, sample, ranking=RANKING) + 0.1 * imitation_loss(agent, sample)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -125,7 +137,25 @@ def calibrate_latency(agent: MetaBraider, obs: list[Observation], quantile: floa
         pred, order = predictions(agent, timed)
         residuals = torch.tensor([math.log(o.decode_ms) for o in order]) - pred[:, 1]
         agent.latency_margin.fill_(max(0.0, float(residuals.quantile(quantile))))
+        record_costs(agent, timed, quantile)
     return float(agent.latency_margin)
+
+
+@torch.no_grad()
+def record_costs(agent: MetaBraider, timed: list[Observation], quantile: float = 0.99) -> None:
+    """The measured-cost table: per candidate the slowest decode ms seen, and as its margin the ``quantile``
+    of how far one measurement exceeds the slowest of the others of the same config (leave one out)."""
+    by_config: dict[int, list[float]] = defaultdict(list)
+    for o in timed:
+        by_config[agent.candidates.index_of(o.decision)].append(o.decode_ms)
+    excess = [
+        math.log(x / max(xs[:j] + xs[j + 1 :]))
+        for xs in by_config.values() if len(xs) > 1 for j, x in enumerate(xs)
+    ]  # fmt: skip
+    for i, xs in by_config.items():
+        agent.measured_ms[i] = max(xs)
+    if excess:
+        agent.measured_margin.fill_(max(0.0, float(torch.tensor(excess).quantile(quantile))))
 
 
 class Feedback:

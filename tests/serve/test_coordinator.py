@@ -102,3 +102,33 @@ def test_feedback_errors(serve_config):
         coord.feedback("missing", 1.0)
     with pytest.raises(ValueError, match="rating must be in \\[-1, 1\\]"):
         coord.feedback("missing", 3.0)
+
+
+def test_braids_evicted_mid_generation_finish_and_concurrent_streams_do_not_mix(tiny_zoo):
+    import threading
+
+    from serve.braids import BraidFactory, GenParams, LocalBraids
+
+    _, paths = tiny_zoo
+    braids = LocalBraids(BraidFactory(paths), capacity=1)
+    a, b = (
+        "prose-llama|code-qwen2,prose-llama|router|1|late|8",
+        "code-qwen2|arith-gpt2,code-qwen2|attention|1|early|8",
+    )
+    params = GenParams(max_new_tokens=12)
+    alone = braids.generate(a, "The river", params).text
+    results: dict[str, str] = {}
+
+    def run(name: str, key: str) -> None:
+        results[name] = "".join(braids.stream(key, "The river", params))
+
+    threads = [
+        threading.Thread(target=run, args=(f"{k}{i}", key))
+        for i in range(3)
+        for k, key in (("a", a), ("b", b))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(results) == 6 and all(results[f"a{i}"] == alone for i in range(3))  # eviction never broke one

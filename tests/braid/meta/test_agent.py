@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from braid.meta import BraidingDecision, DecisionNet, DecisionSpace, Infeasible, MetaBraider
+from braid.meta import BraidingDecision, DecisionNet, DecisionSpace, Infeasible, MetaBraider, MetaTask
 from braid.meta.agent import policy_log_prob
 from braid.meta.features import MODEL_DIM, TASK_DIM
 
@@ -86,11 +86,29 @@ def test_explanation_names_the_actual_choices_with_their_probabilities():
 
 def test_save_load_round_trip_and_a_new_model_in_the_pool(tmp_path):
     agent = MetaBraider(POOL[:3])
+    measured = agent.candidates.decision(5, 0.5, 0.0)
+    agent.measured_ms[5] = 1.25  # a cost the records measured
     agent.save(tmp_path / "meta.pt")
     again = MetaBraider.load(tmp_path / "meta.pt")
     assert again(TASK) == agent(TASK) and again.trained_pool == ["prose", "code", "facts"]
+    assert float(again.measured_ms[5]) == 1.25
     grown = MetaBraider.load(tmp_path / "meta.pt", model_pool=POOL)  # an unseen model, no retraining
     assert "big" in grown.names and isinstance(grown(TASK), BraidingDecision)
+    assert float(grown.measured_ms[grown.candidates.index_of(measured)]) == 1.25  # same config, new grid
+    assert int((~grown.measured_ms.isnan()).sum()) == 1
     with pytest.raises(ValueError, match="not a meta-braider checkpoint"):
         torch.save({"format": "x"}, tmp_path / "bad.pt")
         MetaBraider.load(tmp_path / "bad.pt")
+
+
+def test_model_tokens_carry_the_tasks_affinity_to_each_domain():
+    from braid.meta.features import affinity
+
+    arith = MetaTask(type="arithmetic", capabilities=("arithmetic",), description="add two numbers")
+    prose = MetaTask(type="story_writing", capabilities=("fluency",), description="write a short story")
+    models = {m["name"]: m for m in POOL}
+    assert affinity(arith, {"domain": "arithmetic"})[1] == 1.0 and affinity(arith, models["prose"])[1] == 0.0
+    assert affinity(prose, models["prose"])[0] > affinity(prose, models["code"])[0]  # by the text embedding
+    agent = MetaBraider(POOL)
+    a, b = agent.encode(arith).model_states, agent.encode(prose).model_states
+    assert not torch.allclose(a, b)  # the same pool reads differently for different tasks

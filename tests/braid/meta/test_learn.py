@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import torch
 
 from braid.meta import MetaBraider, MetaTask
@@ -104,3 +105,21 @@ def test_few_shot_adaptation_to_a_new_task_type():
     adapt(agent, shots, replay=old, steps=80, lr=3e-3)
     assert legal_score(agent(legal)) >= 0.6
     assert true_score(CODE, agent(CODE)) >= 0.8  # the old task types are not forgotten
+
+
+def test_measured_costs_decide_latency_feasibility():
+    torch.manual_seed(0)
+    agent = MetaBraider(POOL, dim=32)
+    obs = synthetic_observations(agent, 200)
+    pretrain(agent, obs, steps=30, lr=3e-3)
+    i = agent.candidates.index_of(obs[0].decision)
+    seen = [o.decode_ms for o in obs if agent.candidates.index_of(o.decision) == i]
+    assert float(agent.measured_ms[i]) == pytest.approx(max(seen))
+    assert int((~agent.measured_ms.isnan()).sum()) == len(
+        {agent.candidates.index_of(o.decision) for o in obs}
+    )
+    agent.measured_ms.fill_(float("nan"))
+    agent.measured_ms[i] = 0.5  # one config measured much faster than anything predicted
+    agent.latency_margin.fill_(5.0)  # and predictions distrusted
+    d = agent(obs[0].task, latency_requirement=0.6)
+    assert agent.candidates.index_of(d) == i and d.predicted_decode_ms == pytest.approx(0.5)
