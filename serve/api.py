@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from serve.config import ServeConfig
 from serve.limits import BodyLimit, Metrics
 from serve.schemas import (
+    BraidInfo,
     ChatCompletion,
     ChatRequest,
     Conversation,
@@ -221,8 +222,7 @@ def _run_kwargs(body: ChatRequest, config: ServeConfig) -> dict[str, Any]:
 
 
 def _braid_info(result: Any) -> dict:
-    keys = ("decision", "explanation", "task", "tool_calls", "memory_hits", "conversation_id", "timings")
-    return {k: getattr(result, k) for k in keys}
+    return {k: getattr(result, k) for k in BraidInfo.model_fields}
 
 
 def _completion(result: Any, body: ChatRequest, max_new_tokens: int) -> dict:

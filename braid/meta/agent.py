@@ -62,6 +62,9 @@ class MetaBraider(nn.Module):
         # measurement of the same config may exceed it by: a measured cost beats a predicted one
         self.register_buffer("measured_ms", torch.full((len(self.candidates),), math.nan))
         self.register_buffer("measured_margin", torch.zeros(()))
+        # log(slowest / fastest) of each config's own measurements: a config whose cost depends on the text
+        # (cross-tokenizer members re-tokenize what they see) gets that much slack on a new task
+        self.register_buffer("measured_spread", torch.zeros(len(self.candidates)))
 
     @property
     def names(self) -> list[str]:
@@ -135,7 +138,8 @@ class MetaBraider(nn.Module):
     def _violations(self, pred: torch.Tensor, c: Constraints) -> torch.Tensor:
         zero = torch.zeros(len(pred))
         budget = zero if c.compute_budget is None else (self.compute_share - c.compute_budget).clamp(min=0)
-        margin = torch.where(self.measured_ms.isnan(), self.latency_margin, self.measured_margin)
+        measured = self.measured_spread.clamp(min=float(self.measured_margin))
+        margin = torch.where(self.measured_ms.isnan(), self.latency_margin, measured)
         ms = (pred[:, 1] + margin).exp()
         latency = (
             zero
@@ -177,17 +181,19 @@ class MetaBraider(nn.Module):
         return BraidedLLM(config=config, placement=placement, ray_placement=ray_placement)
 
     # -- persistence --------------------------------------------------------------------------------------
-    def _carry_costs(self, measured: torch.Tensor, trained_pool: list[str]) -> None:
+    def _carry_costs(self, measured: torch.Tensor, spread: torch.Tensor, trained_pool: list[str]) -> None:
         """The measured-cost table of an agent trained on ``trained_pool``, mapped onto this pool's grid."""
         if trained_pool == self.names:
             self.measured_ms.copy_(measured)
+            self.measured_spread.copy_(spread)
             return
         old = Candidates(trained_pool, self.space)
         for i in (~measured.isnan()).nonzero().flatten().tolist():
             try:
-                self.measured_ms[self.candidates.index_of(old.decision(i, 0.5, 0.0))] = measured[i]
+                j = self.candidates.index_of(old.decision(i, 0.5, 0.0))
             except (KeyError, ValueError):  # a member that left the pool
                 continue
+            self.measured_ms[j], self.measured_spread[j] = measured[i], spread[i]
 
     def save(self, path: str | Path) -> None:
         torch.save({"format": FORMAT, "pool": self.pool, "space": self.space.model_dump(), "paths": self.paths,
@@ -202,12 +208,15 @@ class MetaBraider(nn.Module):
         agent = cls(model_pool or blob["pool"], DecisionSpace(**blob["space"]), blob["paths"], blob["dim"])
         state = dict(blob["state"])
         measured = state.pop("measured_ms", None)
+        spread = state.pop("measured_spread", None)
         missing, unexpected = agent.load_state_dict(state, strict=False)
         if measured is not None:
-            agent._carry_costs(measured, [m["name"] for m in blob["pool"]])
+            spread = torch.zeros_like(measured) if spread is None else spread
+            agent._carry_costs(measured, spread, [m["name"] for m in blob["pool"]])
         if unexpected or set(missing) - {
             "measured_ms",
             "measured_margin",
+            "measured_spread",
         }:  # older agents lack the cost table
             raise ValueError(f"{path}: state does not fit (missing {missing}, unexpected {unexpected})")
         agent.trained_pool = [m["name"] for m in blob["pool"]]

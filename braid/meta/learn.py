@@ -137,14 +137,16 @@ def calibrate_latency(agent: MetaBraider, obs: list[Observation], quantile: floa
         pred, order = predictions(agent, timed)
         residuals = torch.tensor([math.log(o.decode_ms) for o in order]) - pred[:, 1]
         agent.latency_margin.fill_(max(0.0, float(residuals.quantile(quantile))))
-        record_costs(agent, timed, quantile)
+        record_costs(agent, timed)
     return float(agent.latency_margin)
 
 
 @torch.no_grad()
-def record_costs(agent: MetaBraider, timed: list[Observation], quantile: float = 0.99) -> None:
-    """The measured-cost table: per candidate the slowest decode ms seen, and as its margin the ``quantile``
-    of how far one measurement exceeds the slowest of the others of the same config (leave one out)."""
+def record_costs(agent: MetaBraider, timed: list[Observation]) -> None:
+    """The measured-cost table: per candidate the slowest decode ms seen and its spread (log slowest / fastest),
+    and as the shared margin the most that one measurement exceeded the slowest of the others of the same
+    config (leave one out). The maximum, not a quantile: a new task is one more draw of that noise, and a limit
+    is a promise."""
     by_config: dict[int, list[float]] = defaultdict(list)
     for o in timed:
         by_config[agent.candidates.index_of(o.decision)].append(o.decode_ms)
@@ -154,8 +156,9 @@ def record_costs(agent: MetaBraider, timed: list[Observation], quantile: float =
     ]  # fmt: skip
     for i, xs in by_config.items():
         agent.measured_ms[i] = max(xs)
+        agent.measured_spread[i] = math.log(max(xs) / min(xs))
     if excess:
-        agent.measured_margin.fill_(max(0.0, float(torch.tensor(excess).quantile(quantile))))
+        agent.measured_margin.fill_(max(0.0, max(excess)))
 
 
 class Feedback:

@@ -12,10 +12,10 @@ import pytest
 
 from tune.records import load_records
 from tune.report import best_table, config_differences, pareto_front, pareto_plot
-from tune.space import SearchSpace
+from tune.space import BraidChoice, SearchSpace
 from tune.sweep import SweepConfig, run_sweep
 from tune.tasks import TaskSpec, TaskSuite
-from tune.trainable import run_trial
+from tune.trainable import build_braid, measure_cost, run_trial
 
 ROOT = Path(__file__).resolve().parents[2]
 PROSE = TaskSpec(name="prose-lm", type="language_modeling", n_train=16, n_eval=4)
@@ -42,6 +42,20 @@ def test_trial_reports_checkpoints_and_resumes(zoo_and_pool, tmp_path):
     run_trial(CFG, PROSE, zoo, lambda m, c: resumed.append(m), eval_every=5, resume_from=tmp_path / "ckpt5")
     assert [r["steps_trained"] for r in resumed] == [10]
     assert json.loads((tmp_path / "ckpt5" / "state.json").read_text()) == {"step": 5}
+
+
+def test_measure_cost_times_decode_steps_only(zoo_and_pool, monkeypatch):
+    from braid.generation import BraidSession
+
+    zoo, _ = zoo_and_pool
+    braided = build_braid(BraidChoice.from_trial(CFG, 2), zoo)
+    fed = []
+    feed = BraidSession.feed
+    monkeypatch.setattr(BraidSession, "feed", lambda self, ids: fed.append(ids.shape[1]) or feed(self, ids))
+    cost = measure_cost(braided, "x" * 500, new_tokens=4, rounds=3)
+    # each round: one prefill of the prompt cut to 200 chars, then 4 single-token steps whatever the tokens are
+    assert fed.count(1) == 12 and len(fed) == 15 and max(fed) > 1
+    assert cost.decode_ms > 0 and cost.trained_params == braided.num_fusion_parameters() > 0
 
 
 @pytest.mark.integration

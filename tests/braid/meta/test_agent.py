@@ -87,14 +87,15 @@ def test_explanation_names_the_actual_choices_with_their_probabilities():
 def test_save_load_round_trip_and_a_new_model_in_the_pool(tmp_path):
     agent = MetaBraider(POOL[:3])
     measured = agent.candidates.decision(5, 0.5, 0.0)
-    agent.measured_ms[5] = 1.25  # a cost the records measured
+    agent.measured_ms[5], agent.measured_spread[5] = 1.25, 0.2  # a cost the records measured
     agent.save(tmp_path / "meta.pt")
     again = MetaBraider.load(tmp_path / "meta.pt")
     assert again(TASK) == agent(TASK) and again.trained_pool == ["prose", "code", "facts"]
     assert float(again.measured_ms[5]) == 1.25
     grown = MetaBraider.load(tmp_path / "meta.pt", model_pool=POOL)  # an unseen model, no retraining
     assert "big" in grown.names and isinstance(grown(TASK), BraidingDecision)
-    assert float(grown.measured_ms[grown.candidates.index_of(measured)]) == 1.25  # same config, new grid
+    j = grown.candidates.index_of(measured)
+    assert float(grown.measured_ms[j]) == 1.25 and float(grown.measured_spread[j]) == pytest.approx(0.2)
     assert int((~grown.measured_ms.isnan()).sum()) == 1
     with pytest.raises(ValueError, match="not a meta-braider checkpoint"):
         torch.save({"format": "x"}, tmp_path / "bad.pt")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
 import torch
 
-from braid.meta import MetaBraider, MetaTask
+from braid.meta import Infeasible, MetaBraider, MetaTask
 from braid.meta.learn import Feedback, Observation, pretrain, scorer_loss
 from tests.braid.meta.test_agent import POOL
 
@@ -115,11 +116,17 @@ def test_measured_costs_decide_latency_feasibility():
     i = agent.candidates.index_of(obs[0].decision)
     seen = [o.decode_ms for o in obs if agent.candidates.index_of(o.decision) == i]
     assert float(agent.measured_ms[i]) == pytest.approx(max(seen))
+    assert float(agent.measured_spread[i]) == pytest.approx(math.log(max(seen) / min(seen)))
     assert int((~agent.measured_ms.isnan()).sum()) == len(
         {agent.candidates.index_of(o.decision) for o in obs}
     )
     agent.measured_ms.fill_(float("nan"))
     agent.measured_ms[i] = 0.5  # one config measured much faster than anything predicted
     agent.latency_margin.fill_(5.0)  # and predictions distrusted
+    agent.measured_margin.fill_(0.1)
+    agent.measured_spread.zero_()
     d = agent(obs[0].task, latency_requirement=0.6)
     assert agent.candidates.index_of(d) == i and d.predicted_decode_ms == pytest.approx(0.5)
+    agent.measured_spread[i] = 0.3  # its measurements varied by 1.35x across tasks: 0.5 ms may be 0.67
+    with pytest.raises(Infeasible):
+        agent(obs[0].task, latency_requirement=0.6)
