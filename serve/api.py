@@ -161,7 +161,9 @@ def _install_guards(app: FastAPI, config: ServeConfig, metrics: Metrics) -> None
             response = error(401, "missing or wrong API key (send 'Authorization: Bearer <key>')")
         else:
             response = await call_next(request)
-        metrics.observe(request.url.path, response.status_code, time.perf_counter() - start)
+        took = time.perf_counter() - start
+        metrics.observe(request.url.path, response.status_code, took)
+        response.headers["server-timing"] = f"app;dur={took * 1000:.1f}"  # to the headers, when streaming
         return response
 
     app.add_middleware(BodyLimit, max_bytes=config.max_request_bytes)

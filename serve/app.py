@@ -4,8 +4,9 @@ placement-group bundle, autoscaled).
 
 The meta-braider's choice for a request is a braid key; the gateway sends it as the multiplexed model id, so
 Serve routes the request to a replica that already holds that braid, and a replica builds (and LRU-evicts)
-braids by key. ``serve run serve.yaml`` / ``serve deploy serve.yaml`` call :func:`app_builder` with the
-config's ``args`` validated as a ServeConfig.
+braids by key. With ``deployment.colocate`` the gateway's own replicas hold the braids instead (one hop
+fewer, autoscaled with the braid settings). ``serve run serve.yaml`` / ``serve deploy serve.yaml`` call
+:func:`app_builder` with the config's ``args`` validated as a ServeConfig.
 """
 
 # no `from __future__ import annotations` here: Serve reads app_builder's annotation as a class to validate
@@ -82,10 +83,19 @@ class ServeBraids:
 
 
 class Gateway:
-    def __init__(self, config: ServeConfig, braid_host: Any):
+    """The ingress replica: the Coordinator, with braids behind a BraidHost handle, or in this process when
+    ``deployment.colocate`` (no BraidHost)."""
+
+    def __init__(self, config: ServeConfig, braid_host: Any = None):
         from serve.build import build_coordinator
 
-        _STATE["coordinator"] = build_coordinator(config, braids=ServeBraids(braid_host, dict(config.braids)))
+        if braid_host is None:
+            import torch
+
+            torch.set_num_threads(max(1, int(config.deployment.replica_cpus)))
+            _STATE["coordinator"] = build_coordinator(config)
+        else:
+            _STATE["coordinator"] = build_coordinator(config, ServeBraids(braid_host, dict(config.braids)))
 
 
 def app_builder(args: ServeConfig) -> Application:
@@ -93,9 +103,7 @@ def app_builder(args: ServeConfig) -> Application:
     from serve.api import create_app
 
     d = args.deployment
-    host = serve.deployment(
-        BraidHost,
-        name="BraidHost",
+    braid_replicas = dict(
         ray_actor_options={"num_cpus": d.replica_cpus, "num_gpus": d.replica_gpus},
         placement_group_bundles=[
             {"CPU": d.replica_cpus, **({"GPU": d.replica_gpus} if d.replica_gpus else {})}
@@ -108,11 +116,12 @@ def app_builder(args: ServeConfig) -> Application:
         },  # fmt: skip
         max_ongoing_requests=d.max_ongoing_requests,
     )
+    ingress = serve.ingress(create_app(_coordinator, args))(Gateway)
+    if d.colocate:
+        return serve.deployment(ingress, name="Gateway", **braid_replicas).bind(args)
+    host = serve.deployment(BraidHost, name="BraidHost", **braid_replicas)
     gateway = serve.deployment(
-        serve.ingress(create_app(_coordinator, args))(Gateway),
-        name="Gateway",
-        ray_actor_options={"num_cpus": args.ingress_cpus},
-        max_ongoing_requests=256,
+        ingress, name="Gateway", ray_actor_options={"num_cpus": args.ingress_cpus}, max_ongoing_requests=256
     )
     return gateway.bind(args, host.bind(args))
 

@@ -29,6 +29,11 @@ class BraidDeploymentConfig(_Frozen):
     replica_cpus: float = Field(1.0, gt=0, description="the replica's placement-group bundle")
     replica_gpus: float = Field(0.0, ge=0)
     max_ongoing_requests: int = Field(8, ge=1)
+    colocate: bool = Field(
+        False,
+        description="host the braids in the gateway's own replicas, autoscaled with these settings: one Ray "
+        "Serve hop fewer per request, but no routing of a request to the replica that holds its braid",
+    )
 
     @model_validator(mode="after")
     def _replicas(self) -> BraidDeploymentConfig:

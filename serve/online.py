@@ -1,11 +1,14 @@
 """The meta-braider as a service keeps it: one lock around deciding and learning, and every feedback update
-saved (atomically) beside the pretrained checkpoint it started from, so learning survives a restart."""
+saved (atomically) beside the pretrained checkpoint it started from, so learning survives a restart. Replicas
+sharing a state dir take each other's updates: each learns under a file lock, from the latest saved state."""
 
 from __future__ import annotations
 
 import json
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ class OnlineMeta:
         self.agent, self.save_to, self.source = agent, Path(save_to) if save_to else None, source
         self.lock = threading.RLock()
         self.updates = 0
+        self._stamp: tuple[int, int] | None = None  # (inode, mtime_ns) of the saved state this agent holds
 
     @classmethod
     def open(cls, checkpoint: str | Path, state_dir: str | Path) -> OnlineMeta:
@@ -31,18 +35,49 @@ class OnlineMeta:
         resumed = state.exists() and side.exists() and json.loads(side.read_text()).get("origin") == origin
         online = cls(MetaBraider.load(state if resumed else checkpoint), state, json.dumps(origin))
         online.updates = json.loads(side.read_text())["updates"] if resumed else 0
+        online._stamp = _stamp(state) if resumed else None
         return online
 
     def decide(self, task: Any, **constraints: Any):
         with self.lock:
+            self._refresh()
             return self.agent.forward_with_explanation(task, **constraints)
 
     def learn(self, task: Any, decision: Any, performance: float, baseline: float | None) -> float:
-        with self.lock:
+        with self.lock, self._file_lock():
+            self._refresh()
             loss = self.agent.learn_from_feedback(task, decision, performance, baseline)
             self.updates += 1
             self._save()
             return loss
+
+    def _refresh(self) -> None:
+        """Take the saved state when another process saved since (same origin only): in place, so the
+        feedback learner's optimizer keeps pointing at the agent's parameters."""
+        from braid.meta.agent import MetaBraider
+
+        if self.save_to is None or not self.save_to.exists():
+            return
+        stamp, side = _stamp(self.save_to), self.save_to.with_suffix(".json")
+        if stamp == self._stamp or not side.exists():
+            return
+        meta = json.loads(side.read_text())
+        if meta.get("origin") == (json.loads(self.source) if self.source else None):
+            self.agent.load_state_dict(MetaBraider.load(self.save_to).state_dict())
+            self.updates = meta["updates"]
+        self._stamp = stamp
+
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        if self.save_to is None:
+            yield
+            return
+        import fcntl
+
+        self.save_to.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.save_to.with_suffix(".lock"), "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+            yield
 
     def _save(self) -> None:
         if self.save_to is None:
@@ -51,5 +86,12 @@ class OnlineMeta:
         tmp = self.save_to.with_suffix(".tmp")
         self.agent.save(tmp)
         os.replace(tmp, self.save_to)  # a crash mid-save leaves the previous state, never half a file
+        self._stamp = _stamp(self.save_to)
         side = {"origin": json.loads(self.source) if self.source else None, "updates": self.updates}
         self.save_to.with_suffix(".json").write_text(json.dumps(side))
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """Which save a file is: every save is a new file (os.replace), and mtime alone ticks coarsely."""
+    st = path.stat()
+    return st.st_ino, st.st_mtime_ns

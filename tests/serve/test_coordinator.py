@@ -96,6 +96,20 @@ def test_feedback_moves_the_decision_probability_and_persists(serve_config, rati
     assert restarted.responses.feedback_count() == 3
 
 
+def test_replicas_sharing_a_state_dir_learn_from_each_others_feedback(serve_config):
+    config = serve_config()
+    one, two = build_coordinator(config), build_coordinator(config)  # two gateway replicas, one node
+    result = one.run("def add(a, b):", max_new_tokens=4)
+    start = log_prob(two, result.task, result.decision)
+    assert one.feedback(result.response_id, 1.0)["updates"] == 1
+    two.meta.decide(result.task)  # a decision takes the state another replica saved
+    taken = log_prob(two, result.task, result.decision)
+    assert taken == pytest.approx(log_prob(one, result.task, result.decision), abs=1e-6) and taken > start
+    assert two.feedback(result.response_id, 1.0)["updates"] == 2  # learned on top of replica one's update
+    assert log_prob(two, result.task, result.decision) > taken
+    assert build_coordinator(config).meta.updates == 2
+
+
 def test_feedback_errors(serve_config):
     coord = build_coordinator(serve_config())
     with pytest.raises(LookupError, match="no response with id 'missing'"):

@@ -62,6 +62,26 @@ def test_openai_client_against_serve(deployed):
     assert [m.id for m in client.models.list()] == ["auto"]
 
 
+def test_colocated_braids_answer_without_a_braid_deployment(deployed):
+    from ray import serve
+
+    from serve.app import app_builder
+
+    config, url = deployed
+    deployment = config.deployment.model_copy(update={"colocate": True})
+    serve.run(app_builder(config.model_copy(update={"deployment": deployment})), name="colocated",
+              route_prefix="/colocated")  # fmt: skip
+    try:
+        assert set(serve.status().applications["colocated"].deployments) == {"Gateway"}
+        client = openai.OpenAI(base_url=url + "/colocated/v1", api_key=KEY, max_retries=0)
+        r = chat(client, "what is 5 + 6?", temperature=0)
+        assert r.usage.completion_tokens > 0 and r.model_extra["braid"]["decision"]["anchor"] in r.model
+        streamed = chat(client, "what is 5 + 6?", temperature=0, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in streamed) == r.choices[0].message.content
+    finally:
+        serve.delete("colocated")
+
+
 def test_auth_on_serve(deployed):
     _, url = deployed
     with pytest.raises(openai.AuthenticationError):
