@@ -193,7 +193,8 @@ def evaluate_task(braided, spec: TaskSpec, temperature: float = 0.0, seed: int =
 
 def answer_nll(logits_fn, tokenizer, items: list[EvalItem]) -> float:
     """Nats per answer character of the correct answers after their prompts (tokens ending past the prompt
-    count as the answer's)."""
+    count as the answer's), charging ln 256 for each answer character the tokenizer cannot write: an unknown
+    token is cheap to predict, and an anchor that cannot write the answer must not win on it."""
     import torch
     import torch.nn.functional as F
 
@@ -205,9 +206,18 @@ def answer_nll(logits_fn, tokenizer, items: list[EvalItem]) -> float:
             logits = logits_fn(ids, enc["attention_mask"]).float()  # (1, T, V)
         nll = F.cross_entropy(logits[0, :-1], ids[0, 1:], reduction="none")  # (T-1,)
         answer = enc["offset_mapping"][0, 1:, 1] > len(item.prompt)
-        total += float(nll[answer].sum())
+        total += float(nll[answer].sum()) + _lost_chars(tokenizer, item.answer) * BYTE_NATS
         chars += len(item.answer)
     return total / max(chars, 1)
+
+
+def _lost_chars(tokenizer, text: str) -> int:
+    from difflib import SequenceMatcher
+
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    written = tokenizer.decode(ids, skip_special_tokens=True)
+    kept = sum(b.size for b in SequenceMatcher(None, text, written, autojunk=False).get_matching_blocks())
+    return len(text) - kept
 
 
 def graded_char_perplexity(logits_fn, tokenizer, texts: list[str]) -> float:

@@ -18,7 +18,15 @@ from pydantic import BaseModel
 from torch import nn
 
 from braid.meta.decision import BraidingDecision, Candidates
-from braid.meta.features import Constraints, MetaTask, encode_model, encode_task
+from braid.meta.features import (
+    DOMAIN_SLOTS,
+    TYPE_SLOTS,
+    Constraints,
+    MetaTask,
+    as_other,
+    encode_model,
+    encode_task,
+)
 from braid.meta.net import DecisionLogits, DecisionNet, DecisionSpace
 
 FORMAT = "llm-braid-meta/2"  # 2: model tokens carry task affinity
@@ -65,6 +73,10 @@ class MetaBraider(nn.Module):
         # log(slowest / fastest) of each config's own measurements: a config whose cost depends on the text
         # (cross-tokenizer members re-tokenize what they see) gets that much slack on a new task
         self.register_buffer("measured_spread", torch.zeros(len(self.candidates)))
+        # task types pretraining saw: another type reads as "other", the slot identity dropout trained, so a
+        # new type is judged by its text, capabilities and model affinity rather than by an untrained one-hot
+        self.seen_types: list[str] = []
+        self.identity_dropout = 0.0  # pretraining's share of examples with type and domain one-hots hidden
 
     @property
     def names(self) -> list[str]:
@@ -75,6 +87,9 @@ class MetaBraider(nn.Module):
         meta_task = MetaTask.of(task)
         task_vec = encode_task(meta_task, constraints)[None]  # (1, TASK_DIM)
         models = torch.stack([encode_model(m, meta_task) for m in self.pool])[None]  # (1, N, MODEL_DIM)
+        unseen = bool(self.seen_types) and meta_task.type not in self.seen_types
+        if unseen or (self.training and float(torch.rand(())) < self.identity_dropout):
+            task_vec, models = as_other(task_vec, TYPE_SLOTS), as_other(models, DOMAIN_SLOTS)
         return self.net(task_vec, models, torch.ones(1, len(self.pool), dtype=torch.bool))
 
     def predict(self, out: DecisionLogits) -> tuple[torch.Tensor, float, float]:
@@ -197,7 +212,8 @@ class MetaBraider(nn.Module):
 
     def save(self, path: str | Path) -> None:
         torch.save({"format": FORMAT, "pool": self.pool, "space": self.space.model_dump(), "paths": self.paths,
-                    "dim": self.net.task_in[0].out_features, "state": self.state_dict()}, path)  # fmt: skip
+                    "dim": self.net.task_in[0].out_features, "state": self.state_dict(),
+                    "seen_types": self.seen_types}, path)  # fmt: skip
 
     @classmethod
     def load(cls, path: str | Path, model_pool: list[Any] | None = None) -> MetaBraider:
@@ -220,6 +236,7 @@ class MetaBraider(nn.Module):
         }:  # older agents lack the cost table
             raise ValueError(f"{path}: state does not fit (missing {missing}, unexpected {unexpected})")
         agent.trained_pool = [m["name"] for m in blob["pool"]]
+        agent.seen_types = list(blob.get("seen_types", []))
         return agent
 
 

@@ -97,6 +97,18 @@ def encode_task(task: MetaTask, constraints: Constraints | None = None) -> torch
 
 
 MODEL_DIM = 8 + len(KNOWN_DOMAINS) + 1 + len(QUANTIZATIONS) + 1 + 2
+TYPE_SLOTS = slice(0, len(KNOWN_TYPES) + 1)  # in a task row
+DOMAIN_SLOTS = slice(8, 8 + len(KNOWN_DOMAINS) + 1)  # in a model row
+
+
+def as_other(rows: torch.Tensor, slots: slice) -> torch.Tensor:
+    """``rows`` (..., F) with the one-hot in ``slots`` moved to its "other" slot: the identity hidden."""
+    rows = rows.clone()
+    rows[..., slots] = 0.0
+    rows[..., slots.stop - 1] = 1.0
+    return rows
+
+
 # which model domain serves which capability: a known pairing the affinity feature reads
 SERVES = {"code": "code", "syntax": "code", "arithmetic": "arithmetic", "recall": "facts", "knowledge": "facts",
           "fluency": "prose"}  # fmt: skip

@@ -105,6 +105,7 @@ def imitation_loss(agent: MetaBraider, obs: list[Observation]) -> torch.Tensor:
 
 
 RANKING = 1.0  # weight of the within-task ranking loss in pretraining
+IDENTITY_DROPOUT = 0.5  # share of pretraining examples whose task type and model domains read "other"
 
 
 def pretrain(
@@ -116,6 +117,8 @@ def pretrain(
         raise ValueError("no observations to pretrain on (no sweep record fits the agent's pool and grid)")
     rng, opt = random.Random(seed), torch.optim.AdamW(agent.parameters(), lr=lr)
     history = []
+    agent.seen_types = sorted({o.task.type for o in obs} | set(agent.seen_types))
+    agent.identity_dropout = IDENTITY_DROPOUT
     agent.train()
     for _ in tqdm(range(steps), desc="pretrain meta-braider", disable=not progress):
         sample = rng.sample(obs, min(batch, len(obs)))
@@ -124,6 +127,7 @@ def pretrain(
         loss.backward()
         opt.step()
         history.append(loss.item())
+    agent.identity_dropout = 0.0
     agent.eval()
     calibrate_latency(agent, obs)
     return history

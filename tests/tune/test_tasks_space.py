@@ -131,3 +131,20 @@ def test_answer_nll_prefers_the_correct_answer(zoo_and_pool):
     wrong = [EvalItem(prompt=i.prompt, answer="+" * len(i.answer)) for i in items]
     fn = member_logits(arith)
     assert 0 < answer_nll(fn, arith.tokenizer, items) < answer_nll(fn, arith.tokenizer, wrong)
+
+
+def test_an_anchor_that_cannot_write_the_answer_does_not_win_on_it(zoo_and_pool):
+    """The facts specialist's tokenizer has no digits: its [UNK] after '=' is easy to predict, and without the
+    ln 256 charge per lost character it scored best on arithmetic (and the arithmetic one on facts)."""
+    from braid.model_wrapper import ModelWrapper
+    from braid.zoo.evaluate import member_logits
+    from tune.tasks import answer_nll
+
+    zoo, _ = zoo_and_pool
+    items = task_data(TaskSpec(name="a", type="arithmetic", n_train=4, n_eval=8)).eval
+    arith, facts = ModelWrapper(zoo["arith-gpt2"]), ModelWrapper(zoo["facts-mistral"])
+    assert facts.tokenizer.decode(facts.tokenizer(items[0].answer, add_special_tokens=False)["input_ids"],
+                                  skip_special_tokens=True) != items[0].answer  # fmt: skip
+    assert answer_nll(member_logits(arith), arith.tokenizer, items) < answer_nll(
+        member_logits(facts), facts.tokenizer, items
+    )

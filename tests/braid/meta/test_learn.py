@@ -130,3 +130,18 @@ def test_measured_costs_decide_latency_feasibility():
     agent.measured_spread[i] = 0.3  # its measurements varied by 1.35x across tasks: 0.5 ms may be 0.67
     with pytest.raises(Infeasible):
         agent(obs[0].task, latency_requirement=0.6)
+
+
+def test_an_unseen_task_type_is_anchored_on_the_model_that_serves_it(tmp_path):
+    """Pretrained on code and facts only (the specialist anchors win there), the agent reads a new type as
+    "other" (the slot identity dropout trained) and picks the prose model for a prose task."""
+    torch.manual_seed(0)
+    agent = MetaBraider(POOL[:3], dim=32)
+    pretrain(agent, synthetic_observations(agent, 400), steps=150, lr=3e-3)
+    assert agent.seen_types == ["code_completion", "fact_recall"] and agent.identity_dropout == 0.0
+    prose = MetaTask(
+        type="language_modeling", capabilities=("fluency",), description="continue english prose"
+    )
+    assert agent(prose).anchor == "prose"
+    agent.save(tmp_path / "meta.pt")
+    assert MetaBraider.load(tmp_path / "meta.pt").seen_types == agent.seen_types
