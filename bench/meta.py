@@ -263,28 +263,34 @@ ONLINE: dict[str, float] = {}
 
 
 def constraint_checks(agent: MetaBraider, truth: Truth, task: str, rng: random.Random, n: int) -> list[str]:
-    """Random compute budgets and latency limits that some measured config meets: "met" when the choice meets
-    them in truth (measured latency, exact parameter share), "violated" when not, "refused" when the agent
-    answered infeasible."""
+    """Random compute budgets and latency limits, and in half the draws an accuracy target (a score), that some
+    measured config meets: "met" when the choice meets them in truth (measured latency and score, exact
+    parameter share), "violated" when not, "refused" when the agent answered infeasible."""
     from braid.meta import Infeasible
 
     share = {c: float(agent.compute_share[c]) for c in truth.configs}
-    ms = truth.ms[task]
+    ms, score = truth.ms[task], truth.score[task]
     out = []
     for _ in range(n):
         budget = rng.uniform(min(share.values()), 1.0)
         limit = rng.uniform(min(ms.values()), max(ms.values()))
-        if not any(share[c] <= budget and ms[c] <= limit for c in truth.configs):
+        target = rng.uniform(min(score.values()), max(score.values())) if rng.random() < 0.5 else None
+
+        def meets(c: int, budget=budget, limit=limit, target=target) -> bool:
+            good = target is None or score[c] >= target
+            return share[c] <= budget + 1e-9 and ms[c] <= limit and good
+
+        if not any(meets(c) for c in truth.configs):
             continue
         try:
             d = agent.decide_among(
-                truth.tasks[task], truth.configs, compute_budget=budget, latency_requirement=limit
-            )
+                truth.tasks[task], truth.configs, compute_budget=budget, latency_requirement=limit,
+                accuracy_target=target,
+            )  # fmt: skip
         except Infeasible:
             out.append("refused")
             continue
-        c = agent.candidates.index_of(d)
-        out.append("met" if share[c] <= budget + 1e-9 and ms[c] <= limit else "violated")
+        out.append("met" if meets(agent.candidates.index_of(d)) else "violated")
     return out
 
 
@@ -302,10 +308,10 @@ def report(rows, gaps, latencies, picks, checks, n_configs: int, smoke: bool) ->
     n, kinds = len(checks), Counter(checks)
     answered = kinds["met"] + kinds["violated"]
     summary = (
-        f"Constraints ({n} random compute budgets and latency limits that some measured config meets, judged on "
-        f"measured latency): decisions meeting them {kinds['met']}/{answered} = {kinds['met'] / max(answered, 1):.1%}; "
+        f"Constraints ({n} random compute budgets and latency limits, half of them with an accuracy target, that "
+        f"some measured config meets, judged on measured latency and score): decisions meeting them {kinds['met']}/{answered} = {kinds['met'] / max(answered, 1):.1%}; "
         f"answered infeasible {kinds['refused']}/{n} = {kinds['refused'] / max(n, 1):.1%} (a conservative refusal: "
-        f"the calibrated latency margin found no safe config).\n\n"
+        f"the calibrated latency and score margins found no config safe to promise).\n\n"
         f"Decision latency (CPU, median over {len(latencies)} decisions among {n_configs} configs): {lat:.2f} ms. "
         f"Selection entropy: {entropy:.2f} bits over {len(picks)} held-out tasks ({len(counts)} distinct configs "
         f"chosen; max {math.log2(min(len(picks), n_configs)):.2f})."

@@ -76,6 +76,10 @@ class MetaBraider(nn.Module):
         # task types pretraining saw: another type reads as "other", the slot identity dropout trained, so a
         # new type is judged by its text, capabilities and model affinity rather than by an untrained one-hot
         self.seen_types: list[str] = []
+        self.read_as_unseen = False  # calibration reads every task as a type never seen
+        # how far the predicted score may overshoot the truth, for a seen type and for an unseen one (read as
+        # "other"): an accuracy target must hold in truth, so a candidate is judged on prediction - margin
+        self.register_buffer("score_margin", torch.zeros(2))
         self.identity_dropout = 0.0  # pretraining's share of examples with type and domain one-hots hidden
 
     @property
@@ -87,10 +91,12 @@ class MetaBraider(nn.Module):
         meta_task = MetaTask.of(task)
         task_vec = encode_task(meta_task, constraints)[None]  # (1, TASK_DIM)
         models = torch.stack([encode_model(m, meta_task) for m in self.pool])[None]  # (1, N, MODEL_DIM)
-        unseen = bool(self.seen_types) and meta_task.type not in self.seen_types
-        if unseen or (self.training and float(torch.rand(())) < self.identity_dropout):
+        if self._unseen(meta_task) or (self.training and float(torch.rand(())) < self.identity_dropout):
             task_vec, models = as_other(task_vec, TYPE_SLOTS), as_other(models, DOMAIN_SLOTS)
         return self.net(task_vec, models, torch.ones(1, len(self.pool), dtype=torch.bool))
+
+    def _unseen(self, task: MetaTask) -> bool:
+        return self.read_as_unseen or (bool(self.seen_types) and task.type not in self.seen_types)
 
     def predict(self, out: DecisionLogits) -> tuple[torch.Tensor, float, float]:
         """Predicted (score, log ms, log MB) per candidate (C, 3), with the predicted lr and temperature."""
@@ -124,7 +130,8 @@ class MetaBraider(nn.Module):
         pred, lr01, temp01 = self.predict(out)
         known = ~self.measured_ms.isnan()
         pred[known, 1] = self.measured_ms[known].log()  # measured decode ms where the records have it
-        violation = self._violations(pred, limits)  # (C, 3) >= 0, 0 where met
+        unseen = self._unseen(MetaTask.of(task_info))
+        violation = self._violations(pred, limits, float(self.score_margin[int(unseen)]))  # (C, 3), 0 = met
         if among is not None:  # everything else counts as infinitely far from feasible
             outside = torch.ones(len(pred), dtype=torch.bool)
             outside[among] = False
@@ -150,7 +157,7 @@ class MetaBraider(nn.Module):
             "feasible": int(feasible.sum()),
         }
 
-    def _violations(self, pred: torch.Tensor, c: Constraints) -> torch.Tensor:
+    def _violations(self, pred: torch.Tensor, c: Constraints, score_margin: float = 0.0) -> torch.Tensor:
         zero = torch.zeros(len(pred))
         budget = zero if c.compute_budget is None else (self.compute_share - c.compute_budget).clamp(min=0)
         measured = self.measured_spread.clamp(min=float(self.measured_margin))
@@ -161,7 +168,8 @@ class MetaBraider(nn.Module):
             if c.latency_requirement is None
             else ((ms - c.latency_requirement) / c.latency_requirement).clamp(min=0)
         )
-        accuracy = zero if c.accuracy_target is None else (c.accuracy_target - pred[:, 0]).clamp(min=0)
+        low = pred[:, 0] - score_margin
+        accuracy = zero if c.accuracy_target is None else (c.accuracy_target - low).clamp(min=0)
         return torch.stack([budget, latency, accuracy], -1)
 
     @staticmethod
@@ -233,6 +241,7 @@ class MetaBraider(nn.Module):
             "measured_ms",
             "measured_margin",
             "measured_spread",
+            "score_margin",
         }:  # older agents lack the cost table
             raise ValueError(f"{path}: state does not fit (missing {missing}, unexpected {unexpected})")
         agent.trained_pool = [m["name"] for m in blob["pool"]]

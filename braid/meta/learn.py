@@ -110,9 +110,10 @@ IDENTITY_DROPOUT = 0.5  # share of pretraining examples whose task type and mode
 
 def pretrain(
     agent: MetaBraider, obs: list[Observation], steps: int = 300, lr: float = 3e-3, batch: int = 32,
-    seed: int = 0, progress: bool = False,
+    seed: int = 0, progress: bool = False, transfer: bool = True,
 ) -> list[float]:  # fmt: skip
-    """Supervised pretraining; returns the loss per step."""
+    """Supervised pretraining; returns the loss per step. ``transfer``: also pretrain one agent per task type
+    without it, to learn how far predictions for a type never seen overshoot (the unseen score margin)."""
     if not obs:
         raise ValueError("no observations to pretrain on (no sweep record fits the agent's pool and grid)")
     rng, opt = random.Random(seed), torch.optim.AdamW(agent.parameters(), lr=lr)
@@ -130,6 +131,10 @@ def pretrain(
     agent.identity_dropout = 0.0
     agent.eval()
     calibrate_latency(agent, obs)
+    calibrate_accuracy(agent, obs)
+    if transfer:
+        over = transfer_overshoot(agent, obs, dict(steps=steps, lr=lr, batch=batch, seed=seed))
+        agent.score_margin[1] = max(float(agent.score_margin[1]), over)
     return history
 
 
@@ -143,6 +148,35 @@ def calibrate_latency(agent: MetaBraider, obs: list[Observation], quantile: floa
         agent.latency_margin.fill_(max(0.0, float(residuals.quantile(quantile))))
         record_costs(agent, timed)
     return float(agent.latency_margin)
+
+
+@torch.no_grad()
+def calibrate_accuracy(agent: MetaBraider, obs: list[Observation]) -> None:
+    """The score margins: the most the predicted score overshot the measured one over ``obs``, with each
+    task's type as it is, and read as a type never seen (how the agent predicts for a new type)."""
+    try:
+        for k, unseen in enumerate((False, True)):
+            agent.read_as_unseen = unseen
+            pred, order = predictions(agent, obs)
+            over = pred[:, 0] - torch.tensor([o.score for o in order])
+            agent.score_margin[k] = max(0.0, float(over.max()))
+    finally:
+        agent.read_as_unseen = False
+
+
+def transfer_overshoot(agent: MetaBraider, obs: list[Observation], settings: dict) -> float:
+    """Leave one task type out: the most an agent pretrained on the other types overshoots the left-out type's
+    scores (0 with fewer than two types). The global RNG is left as it was."""
+    types = sorted({o.task.type for o in obs})
+    worst = 0.0
+    with torch.random.fork_rng():
+        for held in types if len(types) > 1 else []:
+            other = type(agent)(agent.pool, agent.space, agent.paths, agent.net.task_in[0].out_features)
+            pretrain(other, [o for o in obs if o.task.type != held], transfer=False, **settings)
+            with torch.no_grad():
+                pred, order = predictions(other, [o for o in obs if o.task.type == held])
+            worst = max(worst, float((pred[:, 0] - torch.tensor([o.score for o in order])).max()))
+    return worst
 
 
 @torch.no_grad()

@@ -58,6 +58,17 @@ def test_pretraining_on_records_picks_the_best_config_per_task_and_respects_cons
         d = agent(FACTS, latency_requirement=limit)
         true_ms = 1.0 + sum(m["parameters"] for m in POOL if m["name"] in d.members) / 1e5
         assert d.predicted_decode_ms <= limit and true_ms <= limit  # the calibrated margin keeps it true
+    seen, unseen = agent.score_margin.tolist()
+    assert seen >= 0.0 and unseen >= 0.0
+    answered = 0
+    for target in (0.2, 0.5, 0.7, 0.85):
+        try:
+            d = agent(FACTS, accuracy_target=target)
+        except Infeasible:
+            continue
+        answered += 1
+        assert true_score(FACTS, d) >= target  # the score margin keeps accuracy targets true
+    assert answered >= 2
 
 
 def test_reinforce_improves_reward_on_a_synthetic_bandit():
