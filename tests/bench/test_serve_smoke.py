@@ -9,5 +9,6 @@ def test_serve_bench_smoke():
     out = run_smoke("bench/serve.py")
     rows = [line for line in out.splitlines() if line.startswith("| (")]
     assert [r.split(" | ")[0] for r in rows] == ["| (a) Coordinator.run in-process",
-                                                 "| (b) HTTP API, uvicorn in-process", "| (c) Ray Serve app"]  # fmt: skip
+                                                 "| (b) HTTP API, uvicorn in-process", "| (c) Ray Serve app",
+                                                 "| (d) Ray Serve app, colocated braids"]  # fmt: skip
     assert all(float(r.split(" | ")[1]) > 0 for r in rows)
