@@ -212,26 +212,26 @@ def answer_nll(logits_fn, tokenizer, items: list[EvalItem]) -> float:
 
 
 def _lost_chars(tokenizer, text: str) -> int:
+    written = tokenizer.decode(
+        tokenizer(text, add_special_tokens=False)["input_ids"], skip_special_tokens=True
+    )
+    return len(text) - _kept_chars(text, written)
+
+
+def _kept_chars(text: str, written: str) -> int:
+    """Characters of ``text`` that survive in ``written`` (what the tokenizer wrote back), in order."""
     from difflib import SequenceMatcher
 
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    written = tokenizer.decode(ids, skip_special_tokens=True)
-    kept = sum(b.size for b in SequenceMatcher(None, text, written, autojunk=False).get_matching_blocks())
-    return len(text) - kept
+    return sum(b.size for b in SequenceMatcher(None, text, written, autojunk=False).get_matching_blocks())
 
 
 def graded_char_perplexity(logits_fn, tokenizer, texts: list[str]) -> float:
     """Per-character perplexity over ``texts``, charging ln 256 for each character the tokenizer loses."""
-    from difflib import SequenceMatcher
-
     from braid.zoo.evaluate import char_nll
 
     written = [tokenizer.decode(tokenizer(t)["input_ids"], skip_special_tokens=True) for t in texts]
     total, _ = char_nll(logits_fn, tokenizer, written)
-    kept = sum(
-        sum(b.size for b in SequenceMatcher(None, t, w, autojunk=False).get_matching_blocks())
-        for t, w in zip(texts, written, strict=True)
-    )
+    kept = sum(_kept_chars(t, w) for t, w in zip(texts, written, strict=True))
     chars = sum(len(t) for t in texts)
     return math.exp((total + (chars - kept) * BYTE_NATS) / max(chars, 1))
 

@@ -153,15 +153,21 @@ def calibrate_latency(agent: MetaBraider, obs: list[Observation], quantile: floa
 @torch.no_grad()
 def calibrate_accuracy(agent: MetaBraider, obs: list[Observation]) -> None:
     """The score margins: the most the predicted score overshot the measured one over ``obs``, with each
-    task's type as it is, and read as a type never seen (how the agent predicts for a new type)."""
+    task's type as it is, and read as a type never seen (how the agent predicts for a new type). Margins only
+    grow: adapting on a few examples must not loosen what the full records taught."""
     try:
         for k, unseen in enumerate((False, True)):
             agent.read_as_unseen = unseen
-            pred, order = predictions(agent, obs)
-            over = pred[:, 0] - torch.tensor([o.score for o in order])
-            agent.score_margin[k] = max(0.0, float(over.max()))
+            agent.score_margin[k] = max(float(agent.score_margin[k]), overshoot(agent, obs))
     finally:
         agent.read_as_unseen = False
+
+
+@torch.no_grad()
+def overshoot(agent: MetaBraider, obs: list[Observation]) -> float:
+    """The most the agent's predicted score exceeds the measured one over ``obs`` (0 when it never does)."""
+    pred, order = predictions(agent, obs)
+    return max(0.0, float((pred[:, 0] - torch.tensor([o.score for o in order])).max()))
 
 
 def transfer_overshoot(agent: MetaBraider, obs: list[Observation], settings: dict) -> float:
@@ -173,9 +179,7 @@ def transfer_overshoot(agent: MetaBraider, obs: list[Observation], settings: dic
         for held in types if len(types) > 1 else []:
             other = type(agent)(agent.pool, agent.space, agent.paths, agent.net.task_in[0].out_features)
             pretrain(other, [o for o in obs if o.task.type != held], transfer=False, **settings)
-            with torch.no_grad():
-                pred, order = predictions(other, [o for o in obs if o.task.type == held])
-            worst = max(worst, float((pred[:, 0] - torch.tensor([o.score for o in order])).max()))
+            worst = max(worst, overshoot(other, [o for o in obs if o.task.type == held]))
     return worst
 
 
@@ -195,8 +199,8 @@ def record_costs(agent: MetaBraider, timed: list[Observation]) -> None:
     for i, xs in by_config.items():
         agent.measured_ms[i] = max(xs)
         agent.measured_spread[i] = math.log(max(xs) / min(xs))
-    if excess:
-        agent.measured_margin.fill_(max(0.0, max(excess)))
+    if excess:  # only grows, as the score margins
+        agent.measured_margin.fill_(max(float(agent.measured_margin), max(excess)))
 
 
 class Feedback:
@@ -284,4 +288,5 @@ def adapt(
     as the new) so what the agent knew is kept."""
     rng = random.Random(seed)
     old = rng.sample(replay, min(len(replay), len(examples))) if replay else []
-    return pretrain(agent, examples + old, steps=steps, lr=lr, batch=len(examples) + len(old), seed=seed)
+    return pretrain(agent, examples + old, steps=steps, lr=lr, batch=len(examples) + len(old), seed=seed,
+                    transfer=False)  # fmt: skip
