@@ -1,6 +1,7 @@
 """Serve overhead: the same request answered by (a) Coordinator.run in this process, (b) the HTTP API under
 uvicorn in this process (no Ray), (c) the Ray Serve app (gateway -> multiplexed braid replica), (d) the Ray
-Serve app with colocated braids (the gateway replica generates), all through the same braid, in interleaved
+Serve app with colocated braids (the gateway replica generates), (e) the same colocated app addressed on its
+gateway replica's own port (Ray Serve direct ingress: no proxy hop), all through the same braid, in interleaved
 rounds (the meta-braider's deterministic choice for one query, greedy). Target: <= 15 ms over (a) at p50.
 
 Memory and tools are off so every request does the same work; each mode runs sequentially after warm-up.
@@ -75,7 +76,7 @@ def main(requests: int, tokens: int, smoke: bool) -> list[list[str]]:
     from ray import serve
 
     from serve.api import create_app
-    from serve.app import app_builder, run
+    from serve.app import app_builder, direct_urls, enable_direct_ingress, run
     from serve.build import build_coordinator
     from serve.local import LocalServer
 
@@ -90,6 +91,7 @@ def main(requests: int, tokens: int, smoke: bool) -> list[list[str]]:
         "temperature": 0,
     }
     # logical CPUs: both apps' replicas are placed side by side on this machine's 2 cores, one busy at a time
+    enable_direct_ingress()  # the proxy still serves (c) and (d); (e) skips it
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         run(config)
@@ -97,11 +99,17 @@ def main(requests: int, tokens: int, smoke: bool) -> list[list[str]]:
             update={"deployment": config.deployment.model_copy(update={"colocate": True})}
         )
         serve.run(app_builder(colocated), name="colocated", route_prefix="/colocated")
+        direct, split_direct = direct_urls(colocated, "colocated")[0], direct_urls(config, "braid")[0]
         with LocalServer(create_app(lambda: coord, config)) as srv:
             local_client = openai.OpenAI(base_url=srv.url + "/v1", api_key="none", max_retries=0)
-            serve_client, colocated_client = (
-                openai.OpenAI(base_url=f"http://127.0.0.1:{config.port}{p}/v1", api_key="none", max_retries=0)
-                for p in ("", "/colocated")
+            serve_client, colocated_client, direct_client, split_direct_client = (
+                openai.OpenAI(base_url=f"{base}/v1", api_key="none", max_retries=0)
+                for base in (
+                    f"http://127.0.0.1:{config.port}",
+                    f"http://127.0.0.1:{config.port}/colocated",
+                    direct,
+                    split_direct,
+                )
             )
             modes = {
                 "(a) Coordinator.run in-process": lambda: (
@@ -114,12 +122,23 @@ def main(requests: int, tokens: int, smoke: bool) -> list[list[str]]:
                 "(d) Ray Serve app, colocated braids": lambda: _timings(
                     colocated_client.chat.completions.create(**body)
                 ),
+                "(e) Ray Serve app, colocated braids, direct ingress": lambda: _timings(
+                    direct_client.chat.completions.create(**body)
+                ),
+                "(f) Ray Serve app, direct ingress": lambda: _timings(
+                    split_direct_client.chat.completions.create(**body)
+                ),
             }
             times, stages = interleaved(modes, requests)
             import httpx2 as httpx
 
             with httpx.Client() as http:  # an empty request: the transport floor of each path
-                for name, base in (("uvicorn", srv.url), ("Ray Serve", f"http://127.0.0.1:{config.port}")):
+                bases = (
+                    ("uvicorn", srv.url),
+                    ("Ray Serve", f"http://127.0.0.1:{config.port}"),
+                    ("direct", direct),
+                )
+                for name, base in bases:
                     FLOOR[name] = quantiles(timed(lambda b=base: http.get(b + "/healthz"), requests, 5))[0]
     finally:
         serve.shutdown()
@@ -166,21 +185,24 @@ if __name__ == "__main__":
     n = 5 if args.smoke_test else args.requests
     rows = main(n, args.tokens, args.smoke_test)
     if not args.smoke_test:
-        overhead, colocated = float(rows[2][3]), float(rows[3][3])
+        over = {row[0][:3]: float(row[3]) for row in rows}
         verdict = {True: "met", False: "not met"}
         body = markdown_table(HEADER, rows)
         body += (
-            f"\n\n{n} sequential requests per mode after 5 warm-up ones, the modes interleaved round-robin; greedy, {args.tokens} new tokens, memory "
-            f"and tools off, the meta-braider's choice for {QUERY!r} (the same braid in every mode), torch on 1 thread everywhere as in the replica. Overhead is "
-            f"against (a). Target <= 15 ms at p50: with colocated braids (`deployment.colocate: true`, the "
-            f"gateway's replicas hold the braids) **{verdict[colocated <= 15]}** ({colocated:+.1f} ms); with the "
-            f"braid deployment behind the gateway **{verdict[overhead <= 15]}** ({overhead:+.1f} ms: one more "
-            "Serve hop, which buys routing by braid key and braid replicas scaled apart from the gateway). The "
-            "last two columns are the coordinator's own timings: in (c) its generate includes the hop from the "
-            "gateway to the braid replica, and wall minus coordinator total is the HTTP proxy -> gateway path. "
-            "This machine has 2 cores for the driver, Ray's own processes, the proxy, the gateways and the braid "
-            f"replica. Transport floor: an empty request (GET /healthz, p50) takes {FLOOR['Ray Serve']:.1f} ms "
-            f"through Ray Serve and {FLOOR['uvicorn']:.1f} ms through uvicorn."
+            f"\n\n{n} sequential requests per mode after 5 warm-up ones, the modes interleaved round-robin; "
+            f"greedy, {args.tokens} new tokens, memory and tools off, the meta-braider's choice for {QUERY!r} "
+            "(the same braid in every mode), torch on 1 thread everywhere as in the replica. Overhead is against "
+            "(a). (c) and (f) are the default app: a gateway, then a braid replica routed by braid key; (d) and (e) "
+            "colocate the braids in the gateway's replicas (`deployment.colocate: true`). (c) and (d) enter through "
+            "Ray Serve's HTTP proxy; (e) and (f) address a gateway replica's own port (`direct_ingress: true`, Ray "
+            "Serve's direct ingress: one hop fewer). Target <= 15 ms at p50: "
+            + "; ".join(f"{k} **{verdict[v <= 15]}** ({v:+.1f} ms)" for k, v in over.items() if k >= "(c")
+            + ". The last two columns are the coordinator's own timings: in (c) and (f) its generate includes the "
+            "hop from the gateway to the braid replica, and wall minus coordinator total is the path from the "
+            "client to the gateway. This machine has 2 cores for the driver, Ray's own processes, the proxy, the "
+            "gateways and the braid replica. Transport floor, an empty request (GET /healthz, p50): "
+            f"{FLOOR['Ray Serve']:.1f} ms through Ray Serve's proxy, {FLOOR['direct']:.1f} ms direct to a gateway "
+            f"replica, {FLOOR['uvicorn']:.1f} ms through uvicorn."
         )
         cmd = f"python bench/serve.py --requests {n} --tokens {args.tokens}"
         write_section("serve", "Serve overhead (bench/serve.py)", cmd, body)

@@ -12,6 +12,8 @@ fewer, autoscaled with the braid settings). ``serve run serve.yaml`` / ``serve d
 # no `from __future__ import annotations` here: Serve reads app_builder's annotation as a class to validate
 # the config's args with it
 import asyncio
+import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -22,6 +24,7 @@ from ray.serve import Application
 from serve.braids import Generated, GenParams
 from serve.config import ServeConfig
 
+log = logging.getLogger(__name__)
 _STATE: dict[str, Any] = {}  # this process's Coordinator, set by the Gateway replica's __init__
 
 
@@ -131,6 +134,46 @@ def run(config: ServeConfig, blocking: bool = False, name: str = "braid") -> Any
     import ray
 
     if not ray.is_initialized():
+        if config.direct_ingress:
+            enable_direct_ingress()
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
     serve.start(http_options={"host": config.host, "port": config.port})
-    return serve.run(app_builder(config), name=name, route_prefix="/", blocking=blocking)
+    handle = serve.run(app_builder(config), name=name, route_prefix="/", blocking=blocking)
+    if config.direct_ingress and not direct_urls(config, name):
+        log.warning(
+            "direct_ingress is set but this Ray cluster's Serve was started without "
+            "RAY_SERVE_ENABLE_DIRECT_INGRESS=1: requests go through the proxy on port %d only",
+            config.port,
+        )
+    return handle
+
+
+# Ray Serve reads these in its controller and replicas, so they must be set before Ray starts. A local braid
+# serve has no external load balancer to drain, hence a short draining period (Ray's default is 30 s).
+DIRECT_INGRESS_ENV = {
+    "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+    "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2",
+}
+
+
+def enable_direct_ingress() -> None:
+    """Let ingress replicas listen on their own ports; call before a local ``ray.init`` (keeps set values)."""
+    for key, value in DIRECT_INGRESS_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def direct_urls(config: ServeConfig, name: str = "braid") -> list[str]:
+    """Base URLs of the app's gateway replicas' own HTTP servers (direct ingress); empty without it."""
+    from ray.serve.context import _get_global_client  # Serve's instance details list the targets
+
+    groups = _get_global_client().get_serve_details().get("target_groups", [])
+    urls = []
+    for group in groups:
+        protocol = getattr(group["protocol"], "value", group["protocol"])
+        if group.get("app_name") != name or protocol != "HTTP":
+            continue
+        for target in group["targets"]:
+            if target["name"].startswith("SERVE_REPLICA"):  # not a proxy
+                host = target["ip"] if config.host in ("0.0.0.0", "::") else config.host
+                urls.append(f"http://{host}:{target['port']}{group['route_prefix'].rstrip('/')}")
+    return urls

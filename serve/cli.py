@@ -33,7 +33,17 @@ def serve_command(
     except (ValidationError, ValueError) as e:
         raise typer.BadParameter(str(e)) from None
     table = Table("setting", "value", title="braid serve")
-    for key in ("host", "port", "meta_braider", "records", "default_model", "use_memory", "use_tools"):
+    keys = (
+        "host",
+        "port",
+        "meta_braider",
+        "records",
+        "default_model",
+        "use_memory",
+        "use_tools",
+        "direct_ingress",
+    )
+    for key in keys:
         table.add_row(key, str(getattr(cfg, key)))
     table.add_row("auth", "API key" if cfg.api_key else "none (loopback only)")
     console.print(table)
@@ -46,11 +56,17 @@ def serve_command(
 def _serve_on_ray(cfg, address: str | None) -> None:
     import ray as ray_
 
-    from serve.app import run
+    from serve.app import direct_urls, enable_direct_ingress, run
 
+    if cfg.direct_ingress and address is None:  # a Ray we start: its Serve must know before it starts
+        enable_direct_ingress()
     ray_.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     run(cfg)
-    console.print(f"serving on http://{cfg.host}:{cfg.port}/v1 (Ctrl-C stops)")
+    urls = [f"http://{cfg.host}:{cfg.port}"] + (direct_urls(cfg) if cfg.direct_ingress else [])
+    table = Table("endpoint", "base URL", title="serving (Ctrl-C stops)")
+    for i, url in enumerate(urls):
+        table.add_row("Serve proxy" if i == 0 else f"gateway replica {i} (direct)", url + "/v1")
+    console.print(table, soft_wrap=True)
     try:
         while True:
             time.sleep(3600)

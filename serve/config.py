@@ -67,6 +67,12 @@ class ServeConfig(_Frozen):
     request_timeout_s: float = Field(120.0, gt=0)
     deployment: BraidDeploymentConfig = BraidDeploymentConfig()
     ingress_cpus: float = Field(0.5, gt=0)
+    direct_ingress: bool = Field(
+        False,
+        description="each gateway replica also answers on its own port (Ray Serve direct ingress, ports "
+        "30000 up), skipping the proxy hop; needs Ray started with RAY_SERVE_ENABLE_DIRECT_INGRESS=1, which "
+        "`braid serve` sets when it starts Ray itself",
+    )
 
     @field_validator("meta_braider", "records", "data_dir")
     @classmethod
