@@ -1,8 +1,9 @@
 """Serve overhead: the same request answered by (a) Coordinator.run in this process, (b) the HTTP API under
 uvicorn in this process (no Ray), (c) the Ray Serve app (gateway -> multiplexed braid replica), (d) the Ray
 Serve app with colocated braids (the gateway replica generates), (e) the same colocated app addressed on its
-gateway replica's own port (Ray Serve direct ingress: no proxy hop), all through the same braid, in interleaved
-rounds (the meta-braider's deterministic choice for one query, greedy). Target: <= 15 ms over (a) at p50.
+gateway replica's own port (Ray Serve direct ingress: no proxy hop), (f) the default app on its gateway
+replica's own port, all through the same braid, in interleaved rounds (the meta-braider's deterministic choice
+for one query, greedy). Target: <= 15 ms over (a) at p50.
 
 Memory and tools are off so every request does the same work; each mode runs sequentially after warm-up.
 
@@ -70,8 +71,7 @@ def setup(work: Path):
     )  # fmt: skip
 
 
-def main(requests: int, tokens: int, smoke: bool) -> list[list[str]]:
-    import openai
+def main(requests: int, tokens: int) -> tuple[list[list[str]], dict[str, float]]:
     import ray
     from ray import serve
 
@@ -81,17 +81,10 @@ def main(requests: int, tokens: int, smoke: bool) -> list[list[str]]:
     from serve.local import LocalServer
 
     torch.set_num_threads(1)  # as in the Serve replica (replica_cpus=1), so every mode computes alike
-    work = Path(tempfile.mkdtemp())
-    config = setup(work)
+    config = setup(Path(tempfile.mkdtemp()))
     coord = build_coordinator(config)
-    body = {
-        "model": "auto",
-        "messages": [{"role": "user", "content": QUERY}],
-        "max_tokens": tokens,
-        "temperature": 0,
-    }
     # logical CPUs: both apps' replicas are placed side by side on this machine's 2 cores, one busy at a time
-    enable_direct_ingress()  # the proxy still serves (c) and (d); (e) skips it
+    enable_direct_ingress()  # the proxy still serves (c) and (d); (e) and (f) skip it
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         run(config)
@@ -99,50 +92,59 @@ def main(requests: int, tokens: int, smoke: bool) -> list[list[str]]:
             update={"deployment": config.deployment.model_copy(update={"colocate": True})}
         )
         serve.run(app_builder(colocated), name="colocated", route_prefix="/colocated")
-        direct, split_direct = direct_urls(colocated, "colocated")[0], direct_urls(config, "braid")[0]
+        proxy = f"http://127.0.0.1:{config.port}"
         with LocalServer(create_app(lambda: coord, config)) as srv:
-            local_client = openai.OpenAI(base_url=srv.url + "/v1", api_key="none", max_retries=0)
-            serve_client, colocated_client, direct_client, split_direct_client = (
-                openai.OpenAI(base_url=f"{base}/v1", api_key="none", max_retries=0)
-                for base in (
-                    f"http://127.0.0.1:{config.port}",
-                    f"http://127.0.0.1:{config.port}/colocated",
-                    direct,
-                    split_direct,
-                )
-            )
-            modes = {
-                "(a) Coordinator.run in-process": lambda: (
-                    coord.run(QUERY, max_new_tokens=tokens, temperature=0.0).timings
-                ),
-                "(b) HTTP API, uvicorn in-process": lambda: _timings(
-                    local_client.chat.completions.create(**body)
-                ),
-                "(c) Ray Serve app": lambda: _timings(serve_client.chat.completions.create(**body)),
-                "(d) Ray Serve app, colocated braids": lambda: _timings(
-                    colocated_client.chat.completions.create(**body)
-                ),
-                "(e) Ray Serve app, colocated braids, direct ingress": lambda: _timings(
-                    direct_client.chat.completions.create(**body)
-                ),
-                "(f) Ray Serve app, direct ingress": lambda: _timings(
-                    split_direct_client.chat.completions.create(**body)
-                ),
+            bases = {
+                "(b) HTTP API, uvicorn in-process": srv.url,
+                "(c) Ray Serve app": proxy,
+                "(d) Ray Serve app, colocated braids": proxy + "/colocated",
+                "(e) Ray Serve app, colocated braids, direct ingress": direct_urls(colocated, "colocated")[0],
+                "(f) Ray Serve app, direct ingress": direct_urls(config, "braid")[0],
             }
-            times, stages = interleaved(modes, requests)
-            import httpx2 as httpx
-
-            with httpx.Client() as http:  # an empty request: the transport floor of each path
-                bases = (
-                    ("uvicorn", srv.url),
-                    ("Ray Serve", f"http://127.0.0.1:{config.port}"),
-                    ("direct", direct),
-                )
-                for name, base in bases:
-                    FLOOR[name] = quantiles(timed(lambda b=base: http.get(b + "/healthz"), requests, 5))[0]
+            times, stages = interleaved(http_modes(coord, bases, tokens), requests)
+            floors = {
+                "uvicorn": srv.url,
+                "Ray Serve": proxy,
+                "direct": bases["(e) Ray Serve app, colocated braids, direct ingress"],
+            }
+            floor = transport_floors(floors, requests)
     finally:
         serve.shutdown()
         ray.shutdown()
+    rows = table_rows(times, stages)
+    print(markdown_table(HEADER, rows))
+    return rows, floor
+
+
+def http_modes(coord, bases: dict[str, str], tokens: int) -> dict:
+    """(a) the coordinator called in-process, then one openai client per HTTP base URL, same request each."""
+    import openai
+
+    body = {"model": "auto", "messages": [{"role": "user", "content": QUERY}], "max_tokens": tokens,
+            "temperature": 0}  # fmt: skip
+    modes = {
+        "(a) Coordinator.run in-process": lambda: (
+            coord.run(QUERY, max_new_tokens=tokens, temperature=0.0).timings
+        )
+    }
+    for name, base in bases.items():
+        client = openai.OpenAI(base_url=f"{base}/v1", api_key="none", max_retries=0)
+        modes[name] = lambda c=client: _timings(c.chat.completions.create(**body))
+    return modes
+
+
+def transport_floors(bases: dict[str, str], requests: int) -> dict[str, float]:
+    """p50 ms of an empty request (GET /healthz) on each path: the transport alone."""
+    import httpx2 as httpx
+
+    with httpx.Client() as http:
+        return {
+            name: quantiles(timed(lambda b=base: http.get(b + "/healthz"), requests, 5))[0]
+            for name, base in bases.items()
+        }
+
+
+def table_rows(times: dict, stages: dict) -> list[list[str]]:
     base50, base95 = quantiles(times["(a) Coordinator.run in-process"])
     rows = []
     for name, xs in times.items():
@@ -150,11 +152,7 @@ def main(requests: int, tokens: int, smoke: bool) -> list[list[str]]:
         inner = [statistics.median(t[k] for t in stages[name]) for k in ("total", "generate")]
         rows.append([name, f"{p50:.1f}", f"{p95:.1f}", f"{p50 - base50:+.1f}", f"{p95 - base95:+.1f}",
                      f"{inner[0]:.1f}", f"{inner[1]:.1f}"])  # fmt: skip
-    print(markdown_table(HEADER, rows))
     return rows
-
-
-FLOOR: dict[str, float] = {}  # p50 ms of GET /healthz per path
 
 
 def _timings(reply) -> dict:
@@ -176,6 +174,31 @@ def interleaved(modes: dict, n: int, warmup: int = 5) -> tuple[dict, dict]:
     return walls, stages
 
 
+def report(rows: list[list[str]], floor: dict[str, float], n: int, tokens: int) -> None:
+    """Write the table, the reading and the verdict into BENCHMARKS.md."""
+    over = {row[0][:3]: float(row[3]) for row in rows}
+    verdict = {True: "met", False: "not met"}
+    body = markdown_table(HEADER, rows)
+    body += (
+        f"\n\n{n} sequential requests per mode after 5 warm-up ones, the modes interleaved round-robin; "
+        f"greedy, {tokens} new tokens, memory and tools off, the meta-braider's choice for {QUERY!r} "
+        "(the same braid in every mode), torch on 1 thread everywhere as in the replica. Overhead is against "
+        "(a). (c) and (f) are the default app: a gateway, then a braid replica routed by braid key; (d) and (e) "
+        "colocate the braids in the gateway's replicas (`deployment.colocate: true`). (c) and (d) enter through "
+        "Ray Serve's HTTP proxy; (e) and (f) address a gateway replica's own port (`direct_ingress: true`, Ray "
+        "Serve's direct ingress: one hop fewer). Target <= 15 ms at p50: "
+        + "; ".join(f"{k} **{verdict[v <= 15]}** ({v:+.1f} ms)" for k, v in over.items() if k >= "(c")
+        + ". The last two columns are the coordinator's own timings: in (c) and (f) its generate includes the "
+        "hop from the gateway to the braid replica, and wall minus coordinator total is the path from the "
+        "client to the gateway. This machine has 2 cores for the driver, Ray's own processes, the proxy, the "
+        "gateways and the braid replica. Transport floor, an empty request (GET /healthz, p50): "
+        f"{floor['Ray Serve']:.1f} ms through Ray Serve's proxy, {floor['direct']:.1f} ms direct to a gateway "
+        f"replica, {floor['uvicorn']:.1f} ms through uvicorn."
+    )
+    cmd = f"python bench/serve.py --requests {n} --tokens {tokens}"
+    write_section("serve", "Serve overhead (bench/serve.py)", cmd, body)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=60)
@@ -183,26 +206,6 @@ if __name__ == "__main__":
     parser.add_argument("--smoke-test", action="store_true")
     args = parser.parse_args()
     n = 5 if args.smoke_test else args.requests
-    rows = main(n, args.tokens, args.smoke_test)
+    rows, floor = main(n, args.tokens)
     if not args.smoke_test:
-        over = {row[0][:3]: float(row[3]) for row in rows}
-        verdict = {True: "met", False: "not met"}
-        body = markdown_table(HEADER, rows)
-        body += (
-            f"\n\n{n} sequential requests per mode after 5 warm-up ones, the modes interleaved round-robin; "
-            f"greedy, {args.tokens} new tokens, memory and tools off, the meta-braider's choice for {QUERY!r} "
-            "(the same braid in every mode), torch on 1 thread everywhere as in the replica. Overhead is against "
-            "(a). (c) and (f) are the default app: a gateway, then a braid replica routed by braid key; (d) and (e) "
-            "colocate the braids in the gateway's replicas (`deployment.colocate: true`). (c) and (d) enter through "
-            "Ray Serve's HTTP proxy; (e) and (f) address a gateway replica's own port (`direct_ingress: true`, Ray "
-            "Serve's direct ingress: one hop fewer). Target <= 15 ms at p50: "
-            + "; ".join(f"{k} **{verdict[v <= 15]}** ({v:+.1f} ms)" for k, v in over.items() if k >= "(c")
-            + ". The last two columns are the coordinator's own timings: in (c) and (f) its generate includes the "
-            "hop from the gateway to the braid replica, and wall minus coordinator total is the path from the "
-            "client to the gateway. This machine has 2 cores for the driver, Ray's own processes, the proxy, the "
-            "gateways and the braid replica. Transport floor, an empty request (GET /healthz, p50): "
-            f"{FLOOR['Ray Serve']:.1f} ms through Ray Serve's proxy, {FLOOR['direct']:.1f} ms direct to a gateway "
-            f"replica, {FLOOR['uvicorn']:.1f} ms through uvicorn."
-        )
-        cmd = f"python bench/serve.py --requests {n} --tokens {args.tokens}"
-        write_section("serve", "Serve overhead (bench/serve.py)", cmd, body)
+        report(rows, floor, n, args.tokens)
