@@ -6,7 +6,7 @@ processes, with no model work. Targets: (c) - (b) <= 1.5 x (d), and at most one 
 timed in the fusion actor (the leader), where the exchange happens. Ray calls are counted at the driver
 over a whole streamed generation.
 
-    python bench/distributed.py [--tokens 48] [--repeats 3] [--smoke-test]
+    python bench/distributed.py [--tokens 48] [--repeats 7] [--smoke-test]
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def measure(paths: list[str], points: int, tokens: int, repeats: int) -> dict[st
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=48)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--smoke-test", action="store_true")
     args = parser.parse_args()
     import ray
@@ -177,7 +177,7 @@ def main() -> None:
     )
     body = markdown_table(header, rows) + "\n\n" + READING + "\n\n" + verdict + " " + PLACEMENT_NOTE
     write_section("distributed", "Distributed braid: decode per token (bench/distributed.py)",
-                  "python bench/distributed.py", body)  # fmt: skip
+                  f"python bench/distributed.py --tokens {tokens} --repeats {repeats}", body)  # fmt: skip
 
 
 def _row(hidden: int, layers: int, points: int, r: dict[str, float]) -> list[str]:
@@ -202,9 +202,10 @@ PLACEMENT_NOTE = (
     "Where (c) - (b) exceeds 1.5 x (d) the excess is compute placement, not transport: on a 2-core machine "
     "the ray braid runs four processes (driver, leader, two members) on two cores and each member actor gets "
     "one torch thread (Ray sets OMP_NUM_THREADS from the actor's CPUs), while the local braid and (a) use both "
-    "cores in one process; rows vary by about 1 ms between runs. With a GPU or cores per member, members "
+    "cores in one process. Rows move by a few ms between runs (this shared machine's speed drifts: compare "
+    "(a) across runs), which is why each cell is the median of --repeats runs. With a GPU or cores per member, members "
     "compute in parallel. The GPU target (2 x Llama-3.1-8B-shaped bf16 members, 4 points, >= 0.9x the "
-    "slowest member alone) needs `python bench/distributed.py` on a GPU machine; not measured yet."
+    "slowest member alone) is measured by bench/distributed_gpu.py on a GPU machine, in its own section."
 )
 
 
