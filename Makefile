@@ -4,7 +4,7 @@ export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-fast lint format bench bench-all env
+.PHONY: demo test test-fast lint format bench bench-all bench-gpu env
 
 env:
 	@echo $(PYTHON)
@@ -31,3 +31,7 @@ bench-all: bench  # about 40 minutes on 2 cores
 	$(PYTHON) bench/zoo_build.py
 	$(PYTHON) bench/quality.py
 	$(PYTHON) bench/composition.py
+
+bench-gpu:  # on a CUDA machine: the GPU tests, then the distributed GPU target
+	$(PYTHON) -m pytest -q -m gpu tests
+	$(PYTHON) bench/distributed_gpu.py
