@@ -112,8 +112,8 @@ def medians(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
-def measure(smoke: bool, tokens: int, repeats: int, placements: list[str]) -> dict[str, dict[str, float]]:
-    """Median seconds per token: each member alone, then the braid under each placement."""
+def measure(smoke: bool, tokens: int, repeats: int, placements: list[str]) -> dict[str, float]:
+    """Median seconds per token, keyed "member i" for each member alone and by placement for the braid."""
     import gc
 
     gpus = 0 if smoke else torch.cuda.device_count()
@@ -141,7 +141,7 @@ def measure(smoke: bool, tokens: int, repeats: int, placements: list[str]) -> di
         if "local" in placements:
             run["local"] = braid_seconds(braided, prompt_ids, stream)
         runs.append(run)
-    result = {"alone": medians(runs)}
+    result = medians(runs)
     if "ray" in placements:
         remote = ray_braid(braided, members, gpus)
         del braided, members  # the actors hold their own copies; free this process's GPU memory for them
@@ -149,16 +149,16 @@ def measure(smoke: bool, tokens: int, repeats: int, placements: list[str]) -> di
         if gpus:
             torch.cuda.empty_cache()
         with remote:
-            result["ray"] = {
-                "ray": statistics.median(remote.decode_seconds(prompt_ids, stream) for _ in range(repeats))
-            }
+            result["ray"] = statistics.median(
+                remote.decode_seconds(prompt_ids, stream) for _ in range(repeats)
+            )
     return result
 
 
-def rows(result: dict[str, dict[str, float]]) -> list[list[str]]:
-    alone = {k: v for k, v in result["alone"].items() if k.startswith("member")}
+def rows(result: dict[str, float]) -> list[list[str]]:
+    alone = {k: v for k, v in result.items() if k.startswith("member")}
     slowest = max(alone.values())
-    braids = {k: v for k, v in result["alone"].items() if not k.startswith("member")} | result.get("ray", {})
+    braids = {k: v for k, v in result.items() if k not in alone}
     out = []
     for placement, seconds in braids.items():
         out.append([placement, *(f"{1 / s:.1f}" for s in alone.values()), f"{1 / seconds:.1f}",

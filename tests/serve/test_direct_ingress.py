@@ -3,8 +3,6 @@ the proxy, with the same answers, streaming and auth as through the proxy."""
 
 from __future__ import annotations
 
-import os
-
 import httpx2 as httpx
 import openai
 import pytest
@@ -23,7 +21,6 @@ def direct(meta_checkpoint, tmp_path_factory):
     from serve.app import direct_urls, run
     from serve.config import BraidDeploymentConfig, ServeConfig
 
-    saved = {key: os.environ.get(key) for key in DIRECT_INGRESS_ENV}
     if ray.is_initialized():  # run() must start Ray itself to switch direct ingress on
         ray.shutdown()
     config = ServeConfig(
@@ -31,14 +28,15 @@ def direct(meta_checkpoint, tmp_path_factory):
         port=free_port(), use_tools=False, max_tokens_limit=16, ingress_cpus=0.25, direct_ingress=True,
         deployment=BraidDeploymentConfig(replica_cpus=0.5, max_replicas=1),
     )  # fmt: skip
-    try:
-        run(config)
-        yield f"http://127.0.0.1:{config.port}", direct_urls(config)
-    finally:
-        serve.shutdown()
-        ray.shutdown()
-        for key, value in saved.items():
-            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    with pytest.MonkeyPatch.context() as env:  # what run() would set, undone for later modules
+        for key, value in DIRECT_INGRESS_ENV.items():
+            env.setenv(key, value)
+        try:
+            run(config)
+            yield f"http://127.0.0.1:{config.port}", direct_urls(config)
+        finally:
+            serve.shutdown()
+            ray.shutdown()
 
 
 def test_a_gateway_replica_answers_on_its_own_port(direct):
