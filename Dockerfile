@@ -2,4 +2,4 @@
 FROM rayproject/ray:2.60.0-py311
 WORKDIR /home/ray/llm-braid
 COPY --chown=ray:users . .
-RUN pip install --no-cache-dir -e ".[ray,serve,memory,tools]"
+RUN pip install --no-cache-dir --constraint requirements.lock -e ".[ray,serve,memory,tools]"

@@ -1,13 +1,17 @@
-# Every target runs in the cached environment that scripts/bootstrap.py builds from pyproject.toml.
+# Every target runs in the cached environment that scripts/bootstrap.py builds from pyproject.toml and
+# requirements.lock.
 PYTHON := $(shell python3 scripts/bootstrap.py)
 export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-fast lint format bench bench-all bench-gpu env
+.PHONY: demo test test-fast lint format bench bench-all bench-gpu env lock
 
 env:
 	@echo $(PYTHON)
+
+lock:  # re-resolve pyproject's ranges to the newest releases and rewrite requirements.lock
+	$(PYTHON) scripts/bootstrap.py --lock
 
 demo:
 	$(PYTHON) -m braid.cli demo

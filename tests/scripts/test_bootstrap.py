@@ -1,0 +1,66 @@
+"""requirements.lock: a fresh machine installs exactly the versions the tests ran with."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bootstrap():
+    spec = importlib.util.spec_from_file_location("bootstrap", ROOT / "scripts" / "bootstrap.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def pins(bootstrap) -> dict[str, str]:
+    lines = [line.strip() for line in bootstrap.lock_text().splitlines()]
+    pairs = [line.split("==") for line in lines if line and not line.startswith("#")]
+    assert all(len(pair) == 2 for pair in pairs), "every lock line is name==version"
+    return {bootstrap.canonical(name): pinned for name, pinned in pairs}
+
+
+def test_lock_pins_every_requirement_inside_its_range(bootstrap, pins):
+    for line in bootstrap.requirements():
+        req = Requirement(line)
+        name = bootstrap.canonical(req.name)
+        assert name in pins, f"{req.name} is not in requirements.lock: run make lock"
+        assert req.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]} outside {req}"
+
+
+def test_environment_is_the_lock(bootstrap, pins):
+    if not (Path(sys.prefix) / ".complete").exists():
+        pytest.skip("not running in an environment that scripts/bootstrap.py built")
+    installed = {}
+    for name in pins:
+        try:
+            installed[name] = version(name)
+        except PackageNotFoundError:
+            installed[name] = None
+    assert {n: v for n, v in installed.items() if v != pins[n]} == {}
+
+
+def test_env_key_follows_the_lock(bootstrap):
+    reqs = bootstrap.requirements()
+    assert bootstrap.env_key(reqs, "torch==1\n") != bootstrap.env_key(reqs, "torch==2\n")
+    assert bootstrap.env_key(reqs, "torch==1\n") == bootstrap.env_key(reqs, "torch==1\n")
+
+
+def test_unknown_argument_is_refused():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bootstrap.py"), "--frobnicate"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    assert "--frobnicate" in done.stderr and "--lock" in done.stderr
