@@ -68,8 +68,8 @@ def build(env: Path, python: Path, reqs: list[str]) -> None:
     print(f"bootstrap: creating {env} ({len(reqs)} requirements)", file=sys.stderr)
     venv.create(env, with_pip=True)
     pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True, stdout=sys.stderr)
     constraints = ["--constraint", str(LOCK)] if LOCK.exists() else []
+    subprocess.run([*pip, *constraints, "--upgrade", "pip"], check=True, stdout=sys.stderr)
     subprocess.run([*pip, *constraints, *reqs], check=True, stdout=sys.stderr)
     (env / ".complete").write_text("\n".join(reqs) + "\n")
 
@@ -88,8 +88,9 @@ def canonical(name: str) -> str:
 
 def write_lock() -> None:
     import platform
+    from importlib.metadata import version
 
-    pins = resolve(requirements())
+    pins = resolve(requirements()) | {"pip": version("pip")}  # the installer too: its resolver changes
     header = LOCK_HEADER.format(
         extras=", ".join(EXTRAS),
         python=platform.python_version(),
