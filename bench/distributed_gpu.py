@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.core import PROMPT  # noqa: E402
 from bench.report import markdown_table, write_section  # noqa: E402
 from braid import BraidedLLM, ModelWrapper  # noqa: E402
-from braid.config import default_fusion_layers  # noqa: E402
+from braid.config import BraidConfig, default_fusion_layers  # noqa: E402
 from braid.generation import BraidSession  # noqa: E402
 from braid.zoo import train_tokenizer  # noqa: E402
 from braid.zoo.corpora import stdlib_prose  # noqa: E402
@@ -86,25 +86,30 @@ def braid_seconds(braided: BraidedLLM, prompt_ids: torch.Tensor, stream: list[in
     return (time.perf_counter() - start) / len(stream)
 
 
-def ray_braid(braided: BraidedLLM, members: list[ModelWrapper], gpus: int):
-    """The same braid (same fusion weights) with ray placement; members load their saved bf16 weights."""
+def save_for_ray(braided: BraidedLLM, members: list[ModelWrapper], root: Path) -> tuple[BraidConfig, Path]:
+    """Write what the ray braid loads: each member's bf16 weights beside its config, and the fusion layers."""
+    for m in members:
+        m.model.save_pretrained(m.model_name)
+    fusion = root / "fusion.safetensors"
+    braided.save_fusion_layers(str(fusion))
+    specs = [s.model_copy(update={"device": None}) for s in braided.config.model_configs]
+    return braided.config.model_copy(update={"model_configs": specs}), fusion
+
+
+def ray_braid(config: BraidConfig, fusion: Path, gpus: int):
+    """The same braid (same fusion weights) with ray placement: one actor per member, one GPU each, or an
+    equal share of the one GPU there is."""
     import ray
 
     from cluster.placement import RayPlacement
 
-    for m in members:
-        m.model.save_pretrained(m.model_name)
-    specs = [s.model_copy(update={"device": None}) for s in braided.config.model_configs]
-    config = braided.config.model_copy(update={"model_configs": specs})
     if not ray.is_initialized():
         ray.init(num_gpus=gpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    member_gpus = 0.0 if gpus == 0 else (1.0 if gpus >= len(members) else 1.0 / len(members))
+    n = len(config.model_configs)
+    member_gpus = 0.0 if gpus == 0 else (1.0 if gpus >= n else 1.0 / n)
     placement = RayPlacement(cpus_per_member=0.5, fusion_cpus=0.5, gpus_per_member=member_gpus)
     remote = BraidedLLM(config=config, placement="ray", ray_placement=placement)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "fusion.safetensors"
-        braided.save_fusion_layers(str(path))
-        remote.load_fusion_layers(str(path))
+    remote.load_fusion_layers(str(fusion))
     return remote
 
 
@@ -112,15 +117,11 @@ def medians(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
-def measure(smoke: bool, tokens: int, repeats: int, placements: list[str]) -> dict[str, float]:
-    """Median seconds per token, keyed "member i" for each member alone and by placement for the braid."""
-    import gc
-
+def build_braid(smoke: bool, root: Path) -> tuple[BraidedLLM, list[ModelWrapper]]:
     gpus = 0 if smoke else torch.cuda.device_count()
     shape, dtype = (PICO, "float32") if smoke else (LLAMA_31_8B, "bfloat16")
     devices = ["cpu", "cpu"] if smoke else [f"cuda:{min(i, gpus - 1)}" for i in range(2)]
     tokenizer = train_tokenizer(stdlib_prose(), vocab_size=1024)
-    root = Path(tempfile.mkdtemp())
     members = [
         build_member(root, seed, shape, dev, getattr(torch, dtype), tokenizer)
         for seed, dev in enumerate(devices)
@@ -133,26 +134,40 @@ def measure(smoke: bool, tokens: int, repeats: int, placements: list[str]) -> di
     braided = BraidedLLM(
         specs, fusion_strategy="attention", fusion_layers=layers, fusion_dim=256, models=members
     )
-    prompt_ids = members[0].encode(PROMPT)["input_ids"]
-    stream = torch.randint(10, len(tokenizer), (tokens,), generator=torch.Generator().manual_seed(0)).tolist()
-    runs = []
-    for _ in range(repeats):
-        run = {f"member {i}": member_seconds(m, prompt_ids, stream) for i, m in enumerate(members)}
-        if "local" in placements:
-            run["local"] = braid_seconds(braided, prompt_ids, stream)
-        runs.append(run)
-    result = medians(runs)
-    if "ray" in placements:
-        remote = ray_braid(braided, members, gpus)
-        del braided, members  # the actors hold their own copies; free this process's GPU memory for them
-        gc.collect()
-        if gpus:
-            torch.cuda.empty_cache()
-        with remote:
-            result["ray"] = statistics.median(
-                remote.decode_seconds(prompt_ids, stream) for _ in range(repeats)
-            )
-    return result
+    return braided, members
+
+
+def measure(smoke: bool, tokens: int, repeats: int, placements: list[str]) -> dict[str, float]:
+    """Median seconds per token, keyed "member i" for each member alone and by placement for the braid."""
+    import gc
+    import shutil
+
+    root = Path(tempfile.mkdtemp())
+    try:
+        braided, members = build_braid(smoke, root)
+        prompt_ids = members[0].encode(PROMPT)["input_ids"]
+        vocab = len(members[0].tokenizer)
+        stream = torch.randint(10, vocab, (tokens,), generator=torch.Generator().manual_seed(0)).tolist()
+        runs = []
+        for _ in range(repeats):
+            run = {f"member {i}": member_seconds(m, prompt_ids, stream) for i, m in enumerate(members)}
+            if "local" in placements:
+                run["local"] = braid_seconds(braided, prompt_ids, stream)
+            runs.append(run)
+        result = medians(runs)
+        if "ray" in placements:
+            config, fusion = save_for_ray(braided, members, root)
+            del braided, members  # free this process's GPU copies before the actors load theirs
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            with ray_braid(config, fusion, 0 if smoke else torch.cuda.device_count()) as remote:
+                result["ray"] = statistics.median(
+                    remote.decode_seconds(prompt_ids, stream) for _ in range(repeats)
+                )
+        return result
+    finally:
+        shutil.rmtree(root, ignore_errors=True)  # two 8B members are 32 GB on disk
 
 
 def rows(result: dict[str, float]) -> list[list[str]]:
