@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -11,15 +10,12 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.scripts.conftest import SCRIPTS, load_script
 
 
 @pytest.fixture(scope="module")
 def bootstrap():
-    spec = importlib.util.spec_from_file_location("bootstrap", ROOT / "scripts" / "bootstrap.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bootstrap")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +58,7 @@ def test_env_key_follows_the_lock(bootstrap):
 
 def test_unknown_argument_is_refused():
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bootstrap.py"), "--frobnicate"],
+        [sys.executable, str(SCRIPTS / "bootstrap.py"), "--frobnicate"],
         capture_output=True,
         text=True,
     )

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+from tests.scripts.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def wheelhouse():
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        spec = importlib.util.spec_from_file_location("wheelhouse", SCRIPTS / "wheelhouse.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPTS))
-    return module
+    return load_script("wheelhouse")
 
 
 def test_pinned_reads_the_lock_and_names_every_unknown_package(wheelhouse):
