@@ -45,6 +45,18 @@ def lock_text() -> str:
     return LOCK.read_text() if LOCK.exists() else ""
 
 
+def parse_lock(text: str) -> dict[str, str]:
+    """Canonical name -> pinned version; comments and blank lines skipped, any other line is an error."""
+    pins = {}
+    for line in (raw.strip() for raw in text.splitlines()):
+        if line and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            if not sep or not name or not version or "==" in version:
+                raise ValueError(f"requirements.lock: {line!r} is not name==version")
+            pins[canonical(name)] = version
+    return pins
+
+
 def env_key(reqs: list[str], lock: str) -> str:
     return hashlib.sha256(json.dumps([sys.version_info[:2], reqs, lock]).encode()).hexdigest()[:12]
 

@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bootstrap import canonical, lock_text  # noqa: E402
+from bootstrap import canonical, lock_text, parse_lock  # noqa: E402
 
 PLATFORMS = ["manylinux1_x86_64", "manylinux2014_x86_64"] + [f"manylinux_2_{n}_x86_64" for n in range(17, 40)]
 JAVA_PREFIX = "ray/jars/"
@@ -24,11 +24,7 @@ JAVA_PREFIX = "ray/jars/"
 
 def pinned(names: list[str]) -> list[str]:
     """name==version for each name, from requirements.lock; unknown names are an error listing them all."""
-    pins = {}
-    for line in lock_text().splitlines():
-        if "==" in line and not line.startswith("#"):
-            name, version = line.strip().split("==")
-            pins[canonical(name)] = version
+    pins = parse_lock(lock_text())
     missing = [n for n in names if canonical(n) not in pins]
     if missing:
         raise SystemExit(f"wheelhouse: not in requirements.lock: {', '.join(missing)}")
@@ -37,15 +33,8 @@ def pinned(names: list[str]) -> list[str]:
 
 def download(specs: list[str], python_version: str, dest: Path) -> None:
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps"]
-    cmd += [
-        "--only-binary=:all:",
-        "--implementation",
-        "cp",
-        "--python-version",
-        python_version,
-        "-d",
-        str(dest),
-    ]
+    cmd += ["--only-binary=:all:", "--implementation", "cp", "--python-version", python_version]
+    cmd += ["-d", str(dest)]
     for platform in PLATFORMS:
         cmd += ["--platform", platform]
     subprocess.run([*cmd, *specs], check=True)

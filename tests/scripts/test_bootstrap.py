@@ -20,10 +20,17 @@ def bootstrap():
 
 @pytest.fixture(scope="module")
 def pins(bootstrap) -> dict[str, str]:
-    lines = [line.strip() for line in bootstrap.lock_text().splitlines()]
-    pairs = [line.split("==") for line in lines if line and not line.startswith("#")]
-    assert all(len(pair) == 2 for pair in pairs), "every lock line is name==version"
-    return {bootstrap.canonical(name): pinned for name, pinned in pairs}
+    return bootstrap.parse_lock(bootstrap.lock_text())  # raises unless every lock line is name==version
+
+
+def test_parse_lock_reads_pins_and_refuses_other_lines(bootstrap):
+    assert bootstrap.parse_lock("# header\n\nPyYAML==6.0.3\ntyping_extensions==4.15.0\n") == {
+        "pyyaml": "6.0.3",
+        "typing-extensions": "4.15.0",
+    }
+    for bad in ("torch>=2.6", "torch==", "==2.6", "torch==2==3"):
+        with pytest.raises(ValueError, match="not name==version"):
+            bootstrap.parse_lock(bad)
 
 
 def test_lock_pins_every_requirement_inside_its_range(bootstrap, pins):

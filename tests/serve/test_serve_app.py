@@ -114,13 +114,10 @@ def same_explanation(a: str, b: str) -> bool:
     """Same words, and numbers equal to the last printed digit: a fresh replica recomputes the task embedding
     and scores, whose float rounding may move a value across a printed digit's boundary."""
     number = re.compile(r"-?\d+\.\d+")
-    xs, ys = [float(x) for x in number.findall(a)], [float(y) for y in number.findall(b)]
-    digits = [len(x.split(".")[1]) for x in number.findall(a)]
-    return (
-        number.sub("#", a) == number.sub("#", b)
-        and len(xs) == len(ys)
-        and all(abs(x - y) <= 1.01 * 10**-d for x, y, d in zip(xs, ys, digits, strict=True))
-    )
+    if number.sub("#", a) != number.sub("#", b):
+        return False
+    pairs = zip(number.findall(a), number.findall(b), strict=True)
+    return all(abs(float(x) - float(y)) <= 1.01 * 10 ** -len(x.split(".")[1]) for x, y in pairs)
 
 
 def test_same_explanation_allows_one_printed_digit_only():
