@@ -1,8 +1,10 @@
 """attention: causal cross-attention, CALM-style, from each member to the other members' sequences.
 
 Every query position of member i attends to every valid position of every other member at or before it,
-with a learned per-head bonus for the aligned position itself, plus a null slot (zero logit, zero value) so a position may also attend to nothing. During generation the
-keys and values of earlier positions live in the per-point cache.
+with a learned per-head bonus for the aligned position itself, plus a null slot (zero logit, zero value) so
+a position may also attend to nothing. All of it is one ``scaled_dot_product_attention`` call over the
+members' positions laid end to end. During generation the keys and values of earlier positions live in the
+per-point cache.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from pydantic import field_validator
 from torch import nn
 
@@ -47,51 +50,52 @@ class AttentionFusion(FusionModule):
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         b, m, t, f = x.shape
         h = self.params.num_heads
-        return x.view(b, m, t, h, f // h).transpose(2, 3)  # (B, M, H, T, Dh)
+        return x.view(b, m, t, h, f // h).permute(0, 3, 1, 2, 4)  # (B, H, M, T, Dh)
 
     def mix(self, z: torch.Tensor, valid: torch.Tensor | None, cache: dict[str, Any] | None) -> torch.Tensor:
         b, m, t, f = z.shape
-        q = self._heads(self.q(z))  # (B, M, H, T, Dh)
-        k, v = (self._heads(x) for x in self.kv(z).chunk(2, dim=-1))  # (B, M, H, T, Dh) each
-        dense = valid is None
-        valid_kv = valid if valid is not None else torch.ones(b, m, t, dtype=torch.bool, device=z.device)
-        past = 0
+        h, past = self.params.num_heads, 0
+        q = self._heads(self.q(z))  # (B, H, M, T, Dh)
+        k, v = (self._heads(x) for x in self.kv(z).chunk(2, dim=-1))  # (B, H, M, T, Dh) each
         if cache is not None:
             if "k" in cache:
                 past = cache["k"].shape[3]
-                k, v = torch.cat([cache["k"], k], 3), torch.cat([cache["v"], v], 3)
-                valid_kv = torch.cat([cache["valid"], valid_kv], 2)
-                dense = dense and cache["dense"]
-            cache.update(k=k, v=v, valid=valid_kv, dense=dense)
-        s = k.shape[3]
-        scores = torch.einsum("bihtd,bjhsd->bihtjs", q, k) / (f // self.params.num_heads) ** 0.5
-        scores = self._add_same_position(scores, t, s, past)
-        flat = scores.masked_fill(~self._allowed(valid_kv, dense, m, t, s, past), float("-inf")).flatten(-2)
-        null = flat.new_zeros(flat.shape[:-1] + (1,))  # the "attend to nothing" slot
-        probs = torch.softmax(torch.cat([flat, null], -1), -1)[..., :-1].unflatten(-1, (m, s))
-        out = torch.einsum("bihtjs,bjhsd->bihtd", probs, v)  # (B, M, H, T, Dh)
-        return self.o(out.transpose(2, 3).reshape(b, m, t, f))
+                k, v = torch.cat([cache["k"], k], 3), torch.cat([cache["v"], v], 3)  # (B, H, M, S, Dh)
+                valid = _join_valid(cache["valid"], valid, (b, m, past), (b, m, t), z.device)
+            cache.update(k=k, v=v, valid=valid)
+        s = past + t
+        # Every member's positions form one key sequence, plus a zero key and value: the null slot, whose
+        # logit is exactly 0, so one fused attention call covers members, mask, bonus and "attend to nothing".
+        keys = F.pad(k.reshape(b, h, m * s, -1), (0, 0, 0, 1))  # (B, H, M*S + 1, Dh)
+        values = F.pad(v.reshape(b, h, m * s, -1), (0, 0, 0, 1))
+        bias = self._bias(valid, m, t, s, past, z.dtype)  # (B|1, H, M*T, M*S + 1)
+        out = F.scaled_dot_product_attention(q.reshape(b, h, m * t, -1), keys, values, attn_mask=bias)
+        return self.o(out.view(b, h, m, t, -1).permute(0, 2, 3, 1, 4).reshape(b, m, t, f))
 
-    def _add_same_position(self, scores: torch.Tensor, t: int, s: int, past: int) -> torch.Tensor:
-        """Add the per-head bonus where key position == query position. scores: (B, M, H, T, M, S)."""
-        bonus = self.same_position.view(1, 1, -1, 1, 1)
-        if t == 1:  # decoding: the query is the newest key position
-            return torch.cat([scores[..., :-1], scores[..., -1:] + bonus.unsqueeze(-1)], -1)
-        here = torch.arange(s, device=scores.device).view(1, s) == (
-            past + torch.arange(t, device=scores.device)
-        ).view(t, 1)
-        return scores + bonus.unsqueeze(-1) * here.view(1, 1, 1, t, 1, s)
-
-    @staticmethod
-    def _allowed(valid_kv: torch.Tensor, dense: bool, m: int, t: int, s: int, past: int) -> torch.Tensor:
-        """(B|1, M, 1, T|1, M, S|1) bool: other members only, at or before the query, where valid."""
-        dev = valid_kv.device
-        allowed = ~torch.eye(m, dtype=torch.bool, device=dev).view(
-            1, m, 1, 1, m, 1
-        )  # never attend to oneself
+    def _bias(
+        self, valid: torch.Tensor | None, m: int, t: int, s: int, past: int, dtype: torch.dtype
+    ) -> torch.Tensor:
+        """(B|1, H, M*T, M*S + 1) additive logits: the per-head bonus where key position == query position,
+        -inf for oneself, the future and invalid keys, 0 for the null slot."""
+        dev = self.same_position.device
+        key, query = torch.arange(s, device=dev), past + torch.arange(t, device=dev)
+        here = (key.view(1, s) == query.view(t, 1)).to(dtype)  # (T, S)
+        bonus = self.same_position.to(dtype).view(1, -1, 1, 1, 1, 1) * here.view(1, 1, 1, t, 1, s)
+        allowed = ~torch.eye(m, dtype=torch.bool, device=dev).view(1, 1, m, 1, m, 1)  # never oneself
         if t > 1:  # a single new token may see every cached position
-            causal = torch.arange(s, device=dev).view(1, s) <= (past + torch.arange(t, device=dev)).view(t, 1)
-            allowed = allowed & causal.view(1, 1, 1, t, 1, s)
-        if not dense:
-            allowed = allowed & valid_kv.view(valid_kv.shape[0], 1, 1, 1, m, s)
-        return allowed
+            allowed = allowed & (key.view(1, s) <= query.view(t, 1)).view(1, 1, 1, t, 1, s)
+        if valid is not None:
+            allowed = allowed & valid.view(valid.shape[0], 1, 1, 1, m, s)
+        bias = torch.where(allowed, bonus, float("-inf"))  # (B|1, H, M, T, M, S)
+        return F.pad(bias.flatten(-2).flatten(2, 3), (0, 1))
+
+
+def _join_valid(
+    past: torch.Tensor | None, new: torch.Tensor | None, past_shape: tuple, new_shape: tuple, device
+) -> torch.Tensor | None:
+    """The cached key mask extended by the new positions'; None while every position is valid."""
+    if past is None and new is None:
+        return None
+    past = torch.ones(past_shape, dtype=torch.bool, device=device) if past is None else past
+    new = torch.ones(new_shape, dtype=torch.bool, device=device) if new is None else new
+    return torch.cat([past, new], 2)  # (B, M, S)
