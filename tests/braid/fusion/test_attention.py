@@ -97,3 +97,26 @@ def test_a_position_with_nothing_visible_attends_to_the_null_slot(fusion):
     assert torch.isfinite(out).all()
     # member 0 sees nobody: all its weight goes to the null slot, whose value is zero
     assert torch.allclose(out[0, 0], torch.zeros(2, 16), atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cuda_forward_and_gradients_match_cpu(fusion, dtype):
+    """On CUDA the fused kernels take the bias (its gradient included, for the per-head bonus) and the
+    broadcast over the batch; the null slot keeps fully masked rows finite."""
+    z = torch.randn(3, 3, 6, 16)
+    valid = torch.rand(3, 3, 6) > 0.3
+    valid[0, 1:] = False  # member 0 of sample 0 sees nobody
+    tol = 1e-4 if dtype == torch.float32 else 6e-2
+    results = []
+    for device, dt in (("cpu", torch.float32), ("cuda", dtype)):
+        module = fusion.to(device, dt)
+        module.zero_grad()
+        x = z.to(device, dt, copy=True).requires_grad_()
+        out = module.mix(x, valid.to(device), None)
+        out.float().square().sum().backward()
+        grads = [module.same_position.grad, module.q.weight.grad, x.grad]
+        results.append([t.detach().float().cpu() for t in (out, *grads)])
+    for name, want, got in zip(("out", "bonus", "q", "z"), *results, strict=True):
+        assert torch.isfinite(got).all(), name
+        assert torch.allclose(got, want, atol=tol, rtol=tol), name
