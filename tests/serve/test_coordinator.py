@@ -104,7 +104,8 @@ def test_replicas_sharing_a_state_dir_learn_from_each_others_feedback(serve_conf
     assert one.feedback(result.response_id, 1.0)["updates"] == 1
     two.meta.decide(result.task)  # a decision takes the state another replica saved
     taken = log_prob(two, result.task, result.decision)
-    assert taken == pytest.approx(log_prob(one, result.task, result.decision), abs=1e-6) and taken > start
+    # the same saved weights; the two replicas' float paths may still differ in the last bits (1.4e-6 in CI)
+    assert taken == pytest.approx(log_prob(one, result.task, result.decision), abs=1e-5) and taken > start
     assert two.feedback(result.response_id, 1.0)["updates"] == 2  # learned on top of replica one's update
     assert log_prob(two, result.task, result.decision) > taken
     assert build_coordinator(config).meta.updates == 2
