@@ -86,8 +86,11 @@ class AttentionFusion(FusionModule):
             allowed = allowed & (key.view(1, s) <= query.view(t, 1)).view(1, 1, 1, t, 1, s)
         if valid is not None:
             allowed = allowed & valid.view(valid.shape[0], 1, 1, 1, m, s)
-        bias = torch.where(allowed, bonus, float("-inf"))  # (B|1, H, M, T, M, S)
-        return F.pad(bias.flatten(-2).flatten(2, 3), (0, 1))
+        bias = torch.where(allowed, bonus, float("-inf")).flatten(-2).flatten(2, 3)  # (B|1, H, M*T, M*S)
+        # CUDA's memory-efficient kernel copies a bias whose rows are not 8-aligned: build the rows that
+        # wide (zeros past M*S, the first of them the null slot) and hand it a slice.
+        width = -(-(m * s + 1) // 8) * 8
+        return F.pad(bias, (0, width - m * s))[..., : m * s + 1]
 
 
 def _join_valid(
