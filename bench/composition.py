@@ -4,9 +4,10 @@ Sixty random keys each have a 3-letter word and a digit. The letters expert lear
 expert ``key=7.``, and the anchor only the composed format ``key=abc|7.`` with random values. The task is to
 answer ``key=`` with ``abc|7`` for keys whose composed answers no model or fusion saw in training (fusion
 trains on keys 0-39, is tested on keys 40-59). Baseline: LoRA on the anchor with as many trainable
-parameters as the braid, trained on the same data.
+parameters as the largest braid, trained on the same data. Every row is the mean +- sd over three seeds
+(task, experts, fusion and LoRA all reseeded).
 
-    python bench/composition.py [--smoke-test]
+    python bench/composition.py [--seeds 3] [--smoke-test]
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -25,9 +28,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import markdown_table, write_section  # noqa: E402
 from braid import BraidedLLM, ModelWrapper  # noqa: E402
-from braid.train import TrainConfig, train_fusion  # noqa: E402
+from braid.fusion import split_strategy  # noqa: E402
+from braid.train import TrainConfig, collate, train_fusion  # noqa: E402
 from braid.zoo import build_model, pretrain_lm, train_tokenizer  # noqa: E402
 from braid.zoo.corpora import FactsDomain, random_word, stdlib_prose, value_labelled  # noqa: E402
+
+# strategy -> (fusion steps, learning rate): output-level strategies converge in far fewer steps
+STRATEGIES = {
+    "learned_weighted": (600, 3e-3),
+    "attention": (600, 3e-3),
+    "router": (600, 3e-3),
+    "output_router": (300, 3e-3),
+    "pointer": (300, 3e-3),
+}
 
 
 def task(seed: int = 0):
@@ -42,20 +55,20 @@ def texts(rows, fmt, count: int, seed: int) -> list[str]:
     return [" ".join(fmt(*rng.choice(rows), rng) for _ in range(4)) for _ in range(count)]
 
 
-def build_models(root: Path, rows, steps: int):
+def build_models(root: Path, rows, steps: int, seed: int = 0):
     fmt_letters = lambda k, v, d, r: f"{k}={v}."  # noqa: E731
     fmt_digit = lambda k, v, d, r: f"{k}={d}."  # noqa: E731
     fmt_random = lambda k, v, d, r: f"{k}={random_word(r)}|{r.randint(0, 9)}."  # noqa: E731
-    tok = train_tokenizer(stdlib_prose() + texts(rows, fmt_random, 300, 0), vocab_size=400)
+    tok = train_tokenizer(stdlib_prose() + texts(rows, fmt_random, 300, seed), vocab_size=400)
     specs = [
-        ("anchor", "llama", 48, 2, texts(rows, fmt_random, 3000, 1), steps // 2),
-        ("letters", "qwen2", 64, 3, texts(rows, fmt_letters, 3000, 2), steps),
-        ("digit", "gpt2", 64, 3, texts(rows, fmt_digit, 3000, 3), steps),
+        ("anchor", "llama", 48, 2, texts(rows, fmt_random, 3000, seed + 1), steps // 2),
+        ("letters", "qwen2", 64, 3, texts(rows, fmt_letters, 3000, seed + 2), steps),
+        ("digit", "gpt2", 64, 3, texts(rows, fmt_digit, 3000, seed + 3), steps),
     ]
     paths = {}
     for name, family, hidden, layers, data, n in specs:
-        model = build_model(family, len(tok), hidden=hidden, layers=layers, seed=len(name))
-        pretrain_lm(model, tok, data, steps=n, lr=3e-3)
+        model = build_model(family, len(tok), hidden=hidden, layers=layers, seed=len(name) + 100 * seed)
+        pretrain_lm(model, tok, data, steps=n, lr=3e-3, seed=seed)
         model.save_pretrained(root / name)
         tok.save_pretrained(root / name)
         paths[name] = str(root / name)
@@ -94,17 +107,16 @@ def lora_rank_for(model: nn.Module, budget: int) -> int:
     return max(1, round(budget / per_rank))
 
 
-def train_lora(path: str, train, rank: int, steps: int, lr: float) -> tuple[ModelWrapper, int]:
+def train_lora(path: str, train, rank: int, steps: int, lr: float, seed: int) -> tuple[ModelWrapper, int]:
+    torch.manual_seed(seed)
     wrapper = ModelWrapper(path).freeze()
     for layer in wrapper.layers:
         attn = layer.self_attn
         attn.q_proj, attn.v_proj = LoRALinear(attn.q_proj, rank), LoRALinear(attn.v_proj, rank)
     params = [p for n, p in wrapper.named_parameters() if n.endswith((".a", ".b"))]
     opt = torch.optim.AdamW(params, lr=lr)
-    from braid.train import collate
-
     examples = [(e["input_ids"], e["labels"]) for e in train]
-    rng = random.Random(0)
+    rng = random.Random(seed)
     for _ in range(steps):
         batch = collate(rng.sample(examples, 8), pad_id=wrapper.tokenizer.pad_token_id)
         loss = wrapper.model(**batch).loss
@@ -120,73 +132,102 @@ def greedy(model, tok, prompt: str) -> str:
     return tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True).split(".")[0].strip()
 
 
-def run(smoke_test: bool = False, tiny: bool = False, steps: int = 600) -> list[list[str]]:
-    torch.manual_seed(0)
-    steps = 40 if smoke_test else steps
-    rows = task()
+def one_seed(
+    seed: int, strategies: dict[str, tuple[int, float]], expert_steps: int, lora_steps: int = 600
+) -> dict[str, dict]:
+    """{row name: {"params": int | None, "scores": (exact, letters, digit), "seconds": float}} for one seed."""
+    torch.manual_seed(seed)
+    rows = task(seed)
     seen, unseen = rows[:40], rows[40:]
+    out: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        paths, tok = build_models(Path(tmp), rows, steps)
+        paths, tok = build_models(Path(tmp), rows, expert_steps, seed)
         fmt_true = lambda k, v, d, r: f"{k}={v}|{d}."  # noqa: E731
-        train = value_labelled(tok, texts(seen, fmt_true, 400, 4))
-        table = []
+        train = value_labelled(tok, texts(seen, fmt_true, 400, seed + 4))
         for name in ("anchor", "letters", "digit"):
             model = ModelWrapper(paths[name])
-            table.append(
-                [
-                    f"{name} alone",
-                    "-",
-                    *(f"{x:.0%}" for x in accuracy(lambda p, m=model: greedy(m, tok, p), unseen)),
-                ]
-            )
+            scores = accuracy(lambda p, m=model: greedy(m, tok, p), unseen)
+            out[f"{name} alone"] = {"params": None, "scores": scores, "seconds": 0.0}
         budget = 0
-        for strategy in ("learned_weighted", "attention", "router"):
+        for strategy, (steps, lr) in strategies.items():
+            start = time.perf_counter()
             braided = BraidedLLM(
                 model_configs=[paths["anchor"], paths["letters"], paths["digit"]], fusion_strategy=strategy,
-                fusion_layers=[0, 1], fusion_dim=32,
+                fusion_layers=[0, 1] if split_strategy(strategy)[0] else [], fusion_dim=32,
             )  # fmt: skip
-            train_fusion(
-                braided,
-                train,
-                TrainConfig(max_steps=steps, learning_rate=3e-3, progress=False, eval_fraction=0.0),
+            config = TrainConfig(
+                max_steps=steps, learning_rate=lr, progress=False, eval_fraction=0.0, seed=seed
             )
+            train_fusion(braided, train, config)
             gen = lambda p, b=braided: b.generate(p, max_new_tokens=8, stop=".").strip()  # noqa: E731
             budget = max(budget, braided.num_fusion_parameters())
-            table.append(
-                [
-                    f"braid ({strategy})",
-                    f"{braided.num_fusion_parameters():,}",
-                    *(f"{x:.0%}" for x in accuracy(gen, unseen)),
-                ]
-            )
-            print(" | ".join(table[-1]), flush=True)
+            scores = accuracy(gen, unseen)
+            out[f"braid ({strategy})"] = {
+                "params": braided.num_fusion_parameters(), "scores": scores,
+                "seconds": time.perf_counter() - start,
+            }  # fmt: skip
+            print(f"seed {seed} {strategy}: {scores}", flush=True)
         rank = lora_rank_for(ModelWrapper(paths["anchor"]).model, budget)
-        lora, n_lora = train_lora(paths["anchor"], train, rank, steps, 3e-3)
-        table.append(
-            [
-                f"LoRA on anchor (rank {rank})",
-                f"{n_lora:,}",
-                *(f"{x:.0%}" for x in accuracy(lambda p: greedy(lora, tok, p), unseen)),
-            ]
+        start = time.perf_counter()
+        lora, n_lora = train_lora(paths["anchor"], train, rank, lora_steps, 3e-3, seed)
+        scores = accuracy(lambda p: greedy(lora, tok, p), unseen)
+        out[f"LoRA on anchor (rank {rank})"] = {
+            "params": n_lora, "scores": scores, "seconds": time.perf_counter() - start,
+        }  # fmt: skip
+    return out
+
+
+def mean_sd(values: list[float]) -> str:
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.0%} ± {sd:.0%}"
+
+
+def table_rows(per_seed: list[dict[str, dict]]) -> list[list[str]]:
+    rows = []
+    for name in per_seed[0]:
+        runs = [s[name] for s in per_seed]
+        params = runs[0]["params"]
+        cells = [mean_sd([r["scores"][i] for r in runs]) for i in range(3)]
+        seconds = statistics.fmean(r["seconds"] for r in runs)
+        rows.append(
+            [name, "-" if params is None else f"{params:,}", *cells, "-" if not seconds else f"{seconds:.0f}"]
         )
-    header = ["model", "trained params", "exact answer", "letters part", "digit part"]
-    md = markdown_table(header, table)
+    return rows
+
+
+def run(smoke_test: bool = False, seeds: int = 3, expert_steps: int = 600) -> list[list[str]]:
+    strategies = {s: (3, lr) for s, (_, lr) in STRATEGIES.items()} if smoke_test else STRATEGIES
+    per_seed = [
+        one_seed(seed, strategies, 40 if smoke_test else expert_steps, 3 if smoke_test else 600)
+        for seed in range(seeds)
+    ]
+    header = ["model", "trained params", "exact answer", "letters part", "digit part", "train s"]
+    md = markdown_table(header, table_rows(per_seed))
     print(md)
     if not smoke_test:
+        steps = ", ".join(f"{s} {n}" for s, (n, _) in STRATEGIES.items())
         body = (
-            "Held-out keys 40-59 (20 keys): neither the fusion nor the LoRA saw their composed answers; the "
-            f"experts know their halves. {steps} training steps (experts), {steps} fusion / LoRA steps, lr 3e-3, "
-            "batch 8, value-only labels; greedy answers; fusion_dim 32 at both anchor blocks.\n\n" + md
+            "Held-out keys 40-59 (20 keys per seed): neither the fusion nor the LoRA saw their composed answers; "
+            f"the experts know their halves. Mean ± sd over {seeds} seeds (task, experts, fusion and LoRA "
+            f"reseeded). Experts {expert_steps} training steps; fusion steps per strategy: {steps} (lr 3e-3, "
+            "batch 8, value-only labels); LoRA 600 steps, rank matched to the largest braid; greedy answers; "
+            "fusion_dim 32; hidden-state strategies at both anchor blocks, output-level ones after the last.\n\n"
+            + md
         )
         write_section(
-            "composition", "Composition task (bench/composition.py)", "python bench/composition.py", body
-        )
-    return table
+            "composition", "Composition task (bench/composition.py)",
+            f"python bench/composition.py --seeds {seeds}", body,
+        )  # fmt: skip
+    return table_rows(per_seed)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--smoke-test", action="store_true")
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--expert-steps", type=int, default=600)
     args = parser.parse_args()
-    run(smoke_test=args.smoke_test, steps=args.steps)
+    run(
+        smoke_test=args.smoke_test, seeds=1 if args.smoke_test else args.seeds, expert_steps=args.expert_steps
+    )

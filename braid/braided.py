@@ -1,9 +1,10 @@
-"""BraidedLLM: several frozen causal LMs exchanging hidden states at chosen layers.
+"""BraidedLLM: several frozen causal LMs exchanging hidden states at chosen layers and mixing their outputs.
 
 The anchor member (``config.anchor``) reads the text and writes the output: its tokenizer encodes the
 input and its LM head gives the logits. At each fusion point every member's hidden state is aligned to the
 anchor's positions, mixed by the strategy module of that point, and an update is added back into each
-member's residual stream, so fused states re-enter the networks.
+member's residual stream, so fused states re-enter the networks. An output-level strategy then mixes the
+members' own next-token distributions (in the anchor's vocabulary) into the anchor's.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from torch import nn
 
 from braid.alignment import Alignment
 from braid.config import BraidConfig, MemberConfig
-from braid.fusion import get_strategy
+from braid.fusion import OutputFusion, get_strategy
+from braid.fusion.output import MemberDists, top_k_dists
 from braid.lockstep import Lockstep
 from braid.model_wrapper import ModelWrapper
 from braid.views import batch_views
@@ -35,7 +37,7 @@ FORMAT = "llm-braid-fusion/1"
 @dataclass
 class BraidOutput:
     logits: torch.Tensor  # (B, T, V_anchor)
-    loss: torch.Tensor | None = None
+    loss: torch.Tensor | None = None  # in training mode, with the output strategy's auxiliary loss added
     hidden_states: list[tuple[torch.Tensor, ...]] | None = None  # per member, embeddings then every block
 
 
@@ -86,13 +88,9 @@ class BraidedLLM(nn.Module):
         _check_models_match(config, models)
         self.models = nn.ModuleList(m.freeze() for m in models)
         self.lockstep = Lockstep(config.member_layers())
-        strategy = get_strategy(config.fusion_strategy)
-        dims = [m.hidden_size for m in models]
-        last = len(config.fusion_layers) - 1
-        self.fusion_modules = nn.ModuleList(
-            strategy(dims, config.fusion_dim, config.strategy_config, [config.anchor] if p == last else None)
-            for p in range(last + 1)
-        ).to(self.anchor_model.device)
+        self.fusion_modules = build_fusion(config, [m.hidden_size for m in models]).to(
+            self.anchor_model.device
+        )
         # Members that read the text through their own tokenizer; the rest share the anchor's ids.
         anchor_tok = models[config.anchor].tokenizer
         self.cross_members = {
@@ -138,8 +136,10 @@ class BraidedLLM(nn.Module):
         """
         inputs, alignment, _ = batch_views(self, input_ids, attention_mask)
         outs = self.run_members(inputs, alignment, output_hidden_states=output_hidden_states)
-        logits = outs[self.config.anchor].logits
+        logits, aux = self.output_logits(outs, alignment, labels=labels)
         loss = None if labels is None else causal_lm_loss(logits, labels)
+        if loss is not None and aux is not None:
+            loss = loss + aux
         hidden = [o.hidden_states for o in outs] if output_hidden_states else None
         return BraidOutput(logits=logits, loss=loss, hidden_states=hidden)
 
@@ -173,7 +173,51 @@ class BraidedLLM(nn.Module):
             for m, member in enumerate(self.models):
                 if calls[m] is not None:
                     stack.enter_context(member.inject(self.lockstep.hooks(m)))
-            return self.lockstep.run(calls, fuse)
+            final = None
+            if self.fusion_modules.output is not None:
+                final = stack.enter_context(self.anchor_model.capture_final_hidden())
+            outs = self.lockstep.run(calls, fuse)
+        if final is not None:
+            outs[self.config.anchor].final_hidden = final.value
+        return outs
+
+    def output_logits(
+        self,
+        outs: list[Any],
+        alignment: Alignment,
+        cache: dict[str, Any] | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Anchor-vocabulary logits (B, T, V) of a braided pass (the anchor's own, or the output-level
+        strategy's mixture of every member's next-token distribution with them), and the output
+        strategy's auxiliary loss (training mode with labels only)."""
+        anchor = outs[self.config.anchor]
+        output = self.fusion_modules.output
+        if output is None:
+            return anchor.logits, None
+        dists = self.member_dists(outs, alignment, output.top_k)
+        return output(anchor.logits, anchor.final_hidden, dists, cache, labels)
+
+    def member_dists(self, outs: list[Any], alignment: Alignment, k: int) -> MemberDists:
+        """The non-anchor members' top-k next-token distributions at each anchor position."""
+        anchor = outs[self.config.anchor].logits
+        b, t, vocab = anchor.shape
+        ids, probs, valid = [], [], []
+        for m, out in enumerate(outs):
+            if m == self.config.anchor:
+                continue
+            if m in self.cross_members:
+                raise NotImplementedError("output-level fusion with a member that has its own tokenizer")
+            top = getattr(out, "top", None)
+            if top is None:  # same tokenizer: the member's positions are the anchor's
+                top = top_k_dists(torch.log_softmax(out.logits[..., :vocab].float(), -1), k)
+            ids.append(top[0].to(anchor.device))
+            probs.append(top[1].to(anchor.device, torch.float32))
+            v = alignment.to_anchor_valid[m]
+            valid.append(torch.ones(b, t, dtype=torch.bool) if v is None else v.bool())
+        return MemberDists(
+            torch.stack(ids, 1), torch.stack(probs, 1), torch.stack(valid, 1).to(anchor.device)
+        )
 
     def generate(
         self,
@@ -209,8 +253,15 @@ class BraidedLLM(nn.Module):
             "member_layers": self.lockstep.plan,
             "member_dims": [m.hidden_size for m in self.models],
             "fusion_dim": self.config.fusion_dim,
-            "strategy_params": self.config.strategy_config.model_dump(),
+            "strategy_params": self._signature_params(),
         }
+
+    def _signature_params(self) -> dict[str, Any]:
+        cfg = self.config
+        if cfg.output_strategy is None:  # the layout checkpoints of hidden-state braids have always had
+            return cfg.hidden_params.model_dump()
+        parts = {cfg.hidden_strategy: cfg.hidden_params, cfg.output_strategy: cfg.output_params}
+        return {name: p.model_dump() for name, p in parts.items() if name is not None}
 
     def save_fusion_layers(self, path: str | Path) -> None:
         from safetensors.torch import save_file
@@ -248,6 +299,46 @@ class BraidedLLM(nn.Module):
         braided = cls(config=config, models=models)
         braided.load_fusion_layers(directory / FUSION_FILE)
         return braided
+
+
+class FusionStack(nn.Module):
+    """The braid's trainable part: a hidden-state module per fusion point (registered as "0", "1", ...,
+    the state-dict layout checkpoints have always had) and the output-level module ("output") if any.
+    Indexing, ``len`` and iteration address the fusion points."""
+
+    def __init__(self, points: list[nn.Module], output: OutputFusion | None):
+        super().__init__()
+        for p, module in enumerate(points):
+            self.add_module(str(p), module)
+        self.num_points = len(points)
+        self.output = output
+
+    def __getitem__(self, p: int) -> nn.Module:
+        if not 0 <= p < self.num_points:
+            raise IndexError(f"fusion point {p} out of range 0..{self.num_points - 1}")
+        return self._modules[str(p)]
+
+    def __len__(self) -> int:
+        return self.num_points
+
+    def __iter__(self) -> Iterator[nn.Module]:
+        return (self[p] for p in range(self.num_points))
+
+
+def build_fusion(config: BraidConfig, dims: list[int]) -> FusionStack:
+    """Fresh fusion modules for ``config``; members of widths ``dims``."""
+    points = []
+    if config.hidden_strategy is not None:
+        strategy, last = get_strategy(config.hidden_strategy), len(config.fusion_layers) - 1
+        points = [
+            strategy(dims, config.fusion_dim, config.hidden_params, [config.anchor] if p == last else None)
+            for p in range(last + 1)
+        ]
+    output = None
+    if config.output_strategy is not None:
+        cls = get_strategy(config.output_strategy)
+        output = cls(dims[config.anchor], len(dims) - 1, config.fusion_dim, config.output_params)
+    return FusionStack(points, output)
 
 
 def member_paths_resolved(config: BraidConfig) -> BraidConfig:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from braid.fusion import FUSION_STRATEGIES, get_strategy
+from braid.fusion import FUSION_STRATEGIES, split_strategy
 
 Quantization = Literal["8bit", "4bit"]
 DType = Literal["float32", "float16", "bfloat16"]
@@ -94,30 +94,39 @@ class BraidConfig(BaseModel):
     @field_validator("fusion_strategy")
     @classmethod
     def _known_strategy(cls, v: str) -> str:
-        get_strategy(v)
-        return v
+        hidden, output = split_strategy(v)
+        return "+".join(p for p in (hidden, output) if p)
 
     @field_validator("strategy_params")
     @classmethod
     def _strategy_params(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         if "fusion_strategy" in info.data:
-            FUSION_STRATEGIES[info.data["fusion_strategy"]].Params.model_validate(v)
+            _params_by_part(info.data["fusion_strategy"], v)
         return v
 
     @field_validator("fusion_dim")
     @classmethod
     def _heads_divide(cls, v: int, info: ValidationInfo) -> int:
-        heads = info.data.get("strategy_params", {}).get("num_heads")
-        if info.data.get("fusion_strategy") == "attention":
-            heads = heads or FUSION_STRATEGIES["attention"].Params().num_heads
-            if v % heads:
-                raise ValueError(f"fusion_dim={v} must be divisible by num_heads={heads}")
+        if "fusion_strategy" not in info.data or "strategy_params" not in info.data:
+            return v
+        parts = _params_by_part(info.data["fusion_strategy"], info.data["strategy_params"])
+        heads = getattr(parts.get("attention"), "num_heads", None)
+        if heads and v % heads:
+            raise ValueError(f"fusion_dim={v} must be divisible by num_heads={heads}")
         return v
 
     @field_validator("fusion_layers")
     @classmethod
     def _layers_in_range(cls, v: list[int] | None, info: ValidationInfo) -> list[int] | None:
         members, anchor = info.data.get("model_configs"), info.data.get("anchor")
+        strategy = info.data.get("fusion_strategy")
+        if strategy is not None and split_strategy(strategy)[0] is None:
+            if v:
+                raise ValueError(
+                    f"{strategy!r} is output-level: it has no hidden fusion points, so fusion_layers must be "
+                    f"empty (got {v}); add a hidden-state strategy (e.g. 'attention+{strategy}') to fuse there"
+                )
+            return []
         if not members or anchor is None:
             return v
         depth = probe_architecture(members[anchor].model_name).num_layers
@@ -154,8 +163,22 @@ class BraidConfig(BaseModel):
         return [probe_architecture(m.model_name) for m in self.model_configs]
 
     @property
-    def strategy_config(self):
-        return FUSION_STRATEGIES[self.fusion_strategy].Params.model_validate(self.strategy_params)
+    def hidden_strategy(self) -> str | None:
+        """The hidden-state part of ``fusion_strategy`` (None for an output-level strategy alone)."""
+        return split_strategy(self.fusion_strategy)[0]
+
+    @property
+    def output_strategy(self) -> str | None:
+        """The output-level part of ``fusion_strategy`` (None for a hidden-state strategy alone)."""
+        return split_strategy(self.fusion_strategy)[1]
+
+    @property
+    def hidden_params(self):
+        return _params_by_part(self.fusion_strategy, self.strategy_params).get(self.hidden_strategy)
+
+    @property
+    def output_params(self):
+        return _params_by_part(self.fusion_strategy, self.strategy_params).get(self.output_strategy)
 
     def member_layers(self) -> list[list[int]]:
         """For each member, the block index it exchanges at for each fusion point."""
@@ -179,6 +202,21 @@ class BraidConfig(BaseModel):
 
     def to_yaml(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
+
+
+def _params_by_part(strategy: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Each part's validated Params. One strategy takes flat params; a combination takes them per part,
+    ``{"attention": {"num_heads": 8}, "pointer": {"window": 16}}``."""
+    parts = [p for p in split_strategy(strategy) if p]
+    if len(parts) == 1:
+        return {parts[0]: FUSION_STRATEGIES[parts[0]].Params.model_validate(params)}
+    unknown = sorted(set(params) - set(parts))
+    if unknown:
+        raise ValueError(
+            f"strategy_params of {strategy!r} must be keyed by its parts {parts}, got {unknown}; "
+            f"e.g. {{{parts[0]!r}: {{...}}}}"
+        )
+    return {p: FUSION_STRATEGIES[p].Params.model_validate(params.get(p, {})) for p in parts}
 
 
 def default_fusion_layers(depth: int, points: int = 4) -> list[int]:

@@ -51,6 +51,7 @@ class BraidSession:
         self.braided = braided
         self.caches = [m.new_cache() for m in braided.models]
         self.fusion_caches: list[dict[str, Any]] = [{} for _ in braided.config.fusion_layers]
+        self.output_cache: dict[str, Any] = {}
         self.cross = sorted(braided.cross_members)
         self.history = FusionHistory(set(self.cross)) if self.cross else None
         self.anchor_ids: list[int] = []
@@ -77,7 +78,7 @@ class BraidSession:
         outs = self.braided.run_members(
             inputs, alignment, caches=self.caches, fusion_caches=self.fusion_caches, history=self.history
         )
-        return outs[self.braided.config.anchor].logits[:, -1].float()
+        return self.braided.output_logits(outs, alignment, self.output_cache)[0][:, -1].float()
 
     def _prefill(self, input_ids: torch.Tensor) -> torch.Tensor:
         """The prompt in one pass, as a forward would see it; member caches keep only their final tokens."""

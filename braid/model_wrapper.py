@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,21 @@ class ModelWrapper(nn.Module):
         finally:
             for h in handles:
                 h.remove()
+
+    @contextlib.contextmanager
+    def capture_final_hidden(self) -> Iterator[Any]:
+        """While active, ``box.value`` is the last final hidden state the LM head read: (B, T, D), after the
+        model's final norm. Cheaper than ``output_hidden_states`` and the same for every family."""
+        box = types.SimpleNamespace(value=None)
+
+        def grab(module: nn.Module, args: Any) -> None:
+            box.value = args[0]
+
+        handle = self.model.get_output_embeddings().register_forward_pre_hook(grab)
+        try:
+            yield box
+        finally:
+            handle.remove()
 
     def freeze(self) -> ModelWrapper:
         for p in self.model.parameters():

@@ -28,7 +28,9 @@ class SearchSpace(BaseModel):
     )
     fusion_points: tuple[int, ...] = (1, 2)
     placements: tuple[Placement, ...] = ("early", "spread", "late")
-    strategies: tuple[str, ...] | None = Field(None, description="default: every registered fusion strategy")
+    strategies: tuple[str, ...] | None = Field(
+        None, description="default: every registered hidden-state strategy; 'a+b' combines two levels"
+    )
     fusion_dims: tuple[int, ...] = (8, 16, 32)
     lr: tuple[float, float] = (3e-4, 1e-2)
     steps: tuple[int, ...] = (20, 40)
@@ -37,10 +39,10 @@ class SearchSpace(BaseModel):
     @field_validator("strategies")
     @classmethod
     def _known_strategies(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        from braid.fusion import FUSION_STRATEGIES
+        from braid.fusion import split_strategy
 
-        if v is not None and (unknown := sorted(set(v) - set(FUSION_STRATEGIES))):
-            raise ValueError(f"unknown strategies {unknown}; valid: {sorted(FUSION_STRATEGIES)}")
+        for name in v or ():
+            split_strategy(name)  # raises naming the valid strategies
         return v
 
     @model_validator(mode="after")
@@ -80,13 +82,13 @@ class SearchSpace(BaseModel):
         """Ray Tune's param_space (OptunaSearch converts it; random search samples it)."""
         from ray import tune
 
-        from braid.fusion import FUSION_STRATEGIES
+        from braid.fusion import strategy_names
 
         return {
             "braid": tune.choice(self.braids(pool)),
             "fusion_points": tune.choice(list(self.fusion_points)),
             "placement": tune.choice(list(self.placements)),
-            "strategy": tune.choice(list(self.strategies or FUSION_STRATEGIES)),
+            "strategy": tune.choice(list(self.strategies or strategy_names(output=False))),
             "fusion_dim": tune.choice(list(self.fusion_dims)),
             "lr": tune.loguniform(*self.lr),
             "steps": tune.choice(list(self.steps)),
@@ -124,7 +126,11 @@ class BraidChoice(BaseModel):
             strategy=config["strategy"],
             fusion_points=config["fusion_points"],
             placement=config["placement"],
-            fusion_layers=tuple(place_layers(anchor_depth, config["fusion_points"], config["placement"])),
+            fusion_layers=tuple(
+                strategy_layers(
+                    config["strategy"], anchor_depth, config["fusion_points"], config["placement"]
+                )
+            ),
             fusion_dim=config["fusion_dim"],
             lr=config["lr"],
             steps=config["steps"],
@@ -134,6 +140,13 @@ class BraidChoice(BaseModel):
     def ordered_members(self) -> list[str]:
         """Anchor first (BraidedLLM's anchor index 0), then the rest in name order."""
         return [self.anchor, *(m for m in self.members if m != self.anchor)]
+
+
+def strategy_layers(strategy: str, depth: int, points: int, placement: str) -> list[int]:
+    """The anchor blocks a strategy fuses at: none for an output-level strategy alone."""
+    from braid.fusion import split_strategy
+
+    return [] if split_strategy(strategy)[0] is None else place_layers(depth, points, placement)
 
 
 def place_layers(depth: int, points: int, placement: str) -> list[int]:

@@ -24,6 +24,7 @@ class FusionModule(nn.Module):
     """Base class: subclasses implement ``mix`` over projected member states."""
 
     name: ClassVar[str]
+    level: ClassVar[str] = "hidden"
     Params: ClassVar[type[StrategyParams]] = StrategyParams
 
     def __init__(

@@ -38,11 +38,12 @@ class BraidingDecision(BaseModel):
 
     def to_choice(self, anchor_depth: int):
         """The sweep's BraidChoice (fusion layers placed on the anchor's depth)."""
-        from tune.space import BraidChoice, place_layers
+        from tune.space import BraidChoice, strategy_layers
 
         return BraidChoice(
             members=self.members, anchor=self.anchor, strategy=self.strategy, fusion_points=self.fusion_points,
-            placement=self.placement, fusion_layers=tuple(place_layers(anchor_depth, self.fusion_points, self.placement)),
+            placement=self.placement,
+            fusion_layers=tuple(strategy_layers(self.strategy, anchor_depth, self.fusion_points, self.placement)),
             fusion_dim=self.fusion_dim, lr=self.lr, steps=self.steps, temperature=self.temperature,
         )  # fmt: skip
 

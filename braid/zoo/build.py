@@ -5,13 +5,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+import torch
 from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 from rich.table import Table
@@ -22,7 +25,7 @@ from braid.zoo.evaluate import char_perplexity
 from braid.zoo.pretrain import pretrain_lm
 from braid.zoo.tokenizers import train_tokenizer
 
-ZOO_VERSION = 1
+ZOO_VERSION = 2
 
 
 class TokenizerSpec(BaseModel):
@@ -113,13 +116,26 @@ def _train_tokenizer(spec: TokenizerSpec, seed: int):
     return train_tokenizer(texts, vocab_size=spec.vocab_size, kind=spec.kind)
 
 
+@contextlib.contextmanager
+def deterministic() -> Iterator[None]:
+    """Deterministic kernels while a member trains; with the fixed seeds, data order and tokenizer ids,
+    a rebuild on the same machine (same torch thread count) gives the same bits."""
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was)
+
+
 def _train_member(member: MemberSpec, tokenizer, path: Path, seed: int, progress: bool) -> None:
     data = get_domain(member.domain, seed)
     model = build_model(member.family, len(tokenizer), seed=seed, hidden=member.hidden, layers=member.layers)
-    losses = pretrain_lm(
-        model, tokenizer, data.train, steps=member.steps, lr=member.lr, batch_size=member.batch_size,
-        max_length=member.max_length, seed=seed, progress=progress,
-    )  # fmt: skip
+    with deterministic():
+        losses = pretrain_lm(
+            model, tokenizer, data.train, steps=member.steps, lr=member.lr, batch_size=member.batch_size,
+            max_length=member.max_length, seed=seed, progress=progress,
+        )  # fmt: skip
     model.eval()
     held = data.held_out[:200]
     char_ppl = char_perplexity(
@@ -134,7 +150,7 @@ def _train_member(member: MemberSpec, tokenizer, path: Path, seed: int, progress
         "layers": member.layers, "parameters": sum(p.numel() for p in model.parameters()),
         "train_steps": member.steps, "final_train_loss": round(sum(losses[-20:]) / len(losses[-20:]), 4),
         "held_out_char_perplexity": round(char_ppl, 4), "held_out_bits_per_char": round(math.log2(char_ppl), 4),
-        "seed": seed, "key": _key(member, seed),
+        "seed": seed, "torch_threads": torch.get_num_threads(), "key": _key(member, seed),
     }  # fmt: skip
     (path / "card.json").write_text(json.dumps(card, indent=1))
     (path / "README.md").write_text(_card_markdown(card))

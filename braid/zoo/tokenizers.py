@@ -35,6 +35,38 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, kind: Kind = "b
     return PreTrainedTokenizerFast(tokenizer_object=tok, **specials)
 
 
+def _canonical(tok, specials: list[str]):
+    """The trained tokenizer with its vocabulary in a fixed order and its scores rounded.
+
+    The WordPiece trainer numbers its vocabulary in hash order and the Unigram trainer's scores differ in
+    the last bits from run to run (same pieces, same behaviour), which made the zoo's models differ on
+    every build. Ids are what a model's embedding rows mean, so the zoo needs them fixed: specials first,
+    then WordPiece tokens by name, Unigram pieces by rounded score (then name).
+    """
+    import json
+
+    from tokenizers import Tokenizer
+
+    data = json.loads(tok.to_str())
+    model = data["model"]
+    if model["type"] == "WordPiece":
+        rest = sorted(t for t in model["vocab"] if t not in specials)
+        model["vocab"] = {t: i for i, t in enumerate([*specials, *rest])}
+        ids = model["vocab"]
+    elif model["type"] == "Unigram":
+        pieces = [(p, round(score, 8)) for p, score in model["vocab"]]
+        first = [next(x for x in pieces if x[0] == s) for s in specials]
+        rest = sorted((x for x in pieces if x[0] not in specials), key=lambda x: (-x[1], x[0]))
+        model["vocab"] = [list(x) for x in [*first, *rest]]
+        ids = {p: i for i, (p, _) in enumerate(model["vocab"])}
+        model["unk_id"] = ids["<unk>"]
+    else:
+        return tok
+    for added in data["added_tokens"]:
+        added["id"] = ids[added["content"]]
+    return Tokenizer.from_str(json.dumps(data))
+
+
 def _bpe(texts: list[str], vocab_size: int, specials: list[str]):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
@@ -61,6 +93,7 @@ def _wordpiece(texts: list[str], vocab_size: int, specials: list[str]):
     tok.decoder = decoders.WordPiece()
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
+    tok = _canonical(tok, specials)
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -80,6 +113,7 @@ def _unigram(texts: list[str], vocab_size: int, specials: list[str]):
         vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>", show_progress=False
     )
     tok.train_from_iterator(texts, trainer=trainer)
+    tok = _canonical(tok, specials)
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))]
     )

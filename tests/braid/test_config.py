@@ -27,7 +27,7 @@ def test_unknown_strategy_lists_valid_ones(trio, no_model_loads):
     with pytest.raises(ValidationError) as e:
         BraidedLLM(model_configs=members(trio), fusion_strategy="average")
     assert "fusion_strategy" in error_fields(e)
-    assert "attention, learned_weighted, router" in str(e.value)
+    assert "attention, learned_weighted, output_router, pointer, router" in str(e.value)
 
 
 def test_fusion_layer_out_of_range(trio, no_model_loads):
@@ -89,3 +89,30 @@ def test_yaml_round_trip(trio, tmp_path):
     cfg = BraidConfig(model_configs=trio, fusion_strategy="attention", fusion_dim=32, fusion_layers=[1])
     cfg.to_yaml(tmp_path / "braid.yaml")
     assert BraidConfig.from_yaml(tmp_path / "braid.yaml") == cfg
+
+
+def test_combined_strategies_take_params_per_part(trio, no_model_loads):
+    cfg = BraidConfig(
+        model_configs=members(trio),
+        fusion_strategy="pointer+attention",
+        strategy_params={"attention": {"num_heads": 2}, "pointer": {"window": 8}},
+    )
+    assert cfg.fusion_strategy == "attention+pointer"  # hidden part first
+    assert (cfg.hidden_strategy, cfg.output_strategy) == ("attention", "pointer")
+    assert cfg.hidden_params.num_heads == 2 and cfg.output_params.window == 8
+    with pytest.raises(ValidationError, match="keyed by its parts"):
+        BraidConfig(
+            model_configs=members(trio), fusion_strategy="attention+pointer", strategy_params={"window": 8}
+        )
+
+
+def test_two_strategies_of_one_level_are_refused(trio, no_model_loads):
+    with pytest.raises(ValidationError, match="two hidden-level strategies"):
+        BraidConfig(model_configs=members(trio), fusion_strategy="attention+router")
+
+
+def test_output_level_strategy_alone_has_no_fusion_layers(trio, no_model_loads):
+    assert BraidConfig(model_configs=members(trio), fusion_strategy="output_router").fusion_layers == []
+    with pytest.raises(ValidationError) as e:
+        BraidConfig(model_configs=members(trio), fusion_strategy="pointer", fusion_layers=[0])
+    assert "fusion_layers" in error_fields(e) and "attention+pointer" in str(e.value)

@@ -48,7 +48,7 @@ def test_braids_enumerate_subsets_and_anchors():
 
 
 def test_space_validation_names_the_problem():
-    with pytest.raises(ValueError, match="unknown strategies \\['moe'\\]"):
+    with pytest.raises(ValueError, match="unknown fusion strategy 'moe'"):
         SearchSpace(strategies=("attention", "moe"))
     with pytest.raises(ValueError, match="not in the pool: \\['gpt-5'\\]"):
         SearchSpace(pool=("gpt-5", "prose-llama")).braids(POOL)

@@ -1,0 +1,221 @@
+"""What every output-level strategy shares: mixing the members' own next-token distributions.
+
+Hidden-state fusion can only reach the logits through the anchor's frozen LM head, which caps what a member's
+knowledge can do there (DESIGN.md decision 5). An output-level strategy instead mixes the members'
+next-token distributions, mapped into the anchor's vocabulary (``MemberDists``: the top-k entries per
+anchor position; a cross-tokenizer member's come from ``braid.bridge``), with the anchor's own:
+
+    p(t) = (1 - sum_c g_c(t)) * p_anchor(t) + sum_c g_c(t) * q_c(t)
+
+Every component weight ``g_c`` starts at exactly 0 and stays in [0, 1] (``box``), so an untrained braid
+returns the anchor's logits bit for bit. ``mixture_correction`` returns ``log p - log p_anchor``, which the
+braid adds to the anchor's raw logits.
+
+A component with trainable content (the pointer's attention) cannot learn through the mixture while its
+weight is 0, and its weight only opens once the content is worth it. So in training mode such a component
+is also scored on its own (``aux_weight`` times its next-token loss): it learns where the answer is while
+the gate learns when to trust it. Evaluation reports the mixture's loss alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+
+class OutputParams(BaseModel):
+    """Settings every output-level strategy has; subclasses add fields. Unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    top_k: int = Field(
+        default=32, ge=1, description="entries of each member's distribution kept per position"
+    )
+    aux_weight: float = Field(default=1.0, ge=0, description="weight of trainable components' own loss")
+
+
+@dataclass
+class MemberDists:
+    """Members' next-token distributions in the anchor's vocabulary, top-k entries per anchor position.
+
+    The rest of a member's mass (``residual``) is spread like the anchor's own distribution, so a
+    truncated distribution still sums to one and never rules out a token the anchor would write.
+    """
+
+    ids: torch.Tensor  # (B, M, T, K) anchor token ids
+    probs: torch.Tensor  # (B, M, T, K) their probabilities (sum <= 1)
+    valid: torch.Tensor  # (B, M, T) bool: the member has a distribution at this anchor position
+
+    @property
+    def residual(self) -> torch.Tensor:
+        return (1.0 - self.probs.sum(-1)).clamp(min=0.0)  # (B, M, T)
+
+    def confidence(self) -> torch.Tensor:
+        """(B, M, T, 2) features a router can read cheaply: top-1 log-probability and log residual."""
+        top = self.probs[..., 0].clamp(min=1e-12).log()
+        rest = self.residual.clamp(min=1e-12).log()
+        feats = torch.stack([top, rest], -1)
+        return feats * self.valid.unsqueeze(-1).to(feats.dtype)
+
+    def dense(self, anchor_probs: torch.Tensor) -> torch.Tensor:
+        """(B, M, T, V) full distributions: the top-k entries plus the residual spread like the anchor's."""
+        b, m, t, _ = self.probs.shape
+        out = self.residual.unsqueeze(-1) * anchor_probs.unsqueeze(1)  # (B, M, T, V)
+        return out.scatter_add(-1, self.ids, self.probs)
+
+    def select(self, positions: torch.Tensor) -> MemberDists:
+        """Keep anchor positions ``positions`` (1-D index)."""
+        return MemberDists(
+            self.ids[:, :, positions], self.probs[:, :, positions], self.valid[:, :, positions]
+        )
+
+
+def top_k_dists(log_probs: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., V) log-probabilities -> the k most likely (ids, probs), most likely first."""
+    values, ids = log_probs.topk(min(k, log_probs.shape[-1]), dim=-1)
+    return ids, values.exp()
+
+
+class _Box(torch.autograd.Function):
+    """Clamp to [0, 1]; the gradient passes where the value is inside, or where it points back inside.
+
+    A plain clamp would freeze a weight that stepped below 0 (its gradient is 0 there) and a smooth map
+    with f(0) = 0 and f >= 0 must have f'(0) = 0: both would make "exactly the anchor at start" mean "never
+    learns". Passing only gradients that point back into the box keeps the weight recoverable without
+    letting it drift off.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x.clamp(0.0, 1.0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        # A descent step moves x by -grad: keep it when x is inside, or when it moves x back inside.
+        keep = ((x >= 0) & (x <= 1)) | ((x < 0) & (grad < 0)) | ((x > 1) & (grad > 0))
+        return grad * keep.to(grad.dtype)
+
+
+def box(x: torch.Tensor) -> torch.Tensor:
+    return _Box.apply(x)
+
+
+def normalise_weights(g: torch.Tensor, dim: int) -> torch.Tensor:
+    """Component weights in [0, 1] whose sum may exceed 1: scale such sums down to 1."""
+    total = g.sum(dim, keepdim=True)
+    return g / total.clamp(min=1.0)
+
+
+class _MixtureCorrection(torch.autograd.Function):
+    """log p - log p_anchor for p = (1 - sum_c g_c) p_anchor + sum_c g_c q_c, exact 0 where every g_c is 0.
+
+    Written out by hand because the autograd of logsumexp(log g + log q) is 0 * inf at g = 0: this is the
+    analytic gradient, d log p / d g_c = (q_c - p_anchor) / p, with the ratio's exponent capped so a token
+    the anchor gives almost no mass cannot overflow it.
+    """
+
+    @staticmethod
+    def forward(ctx, lp_a: torch.Tensor, lq: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        # lp_a: (B, T, V); lq: (B, C, T, V); g: (B, C, T)
+        w_a = (1.0 - g.sum(1)).clamp(min=0.0)  # (B, T)
+        terms = torch.cat([(w_a.log().unsqueeze(-1) + lp_a).unsqueeze(1), g.log().unsqueeze(-1) + lq], 1)
+        log_p = torch.logsumexp(terms, 1)  # (B, T, V); exactly lp_a where g == 0
+        ctx.save_for_backward(lp_a, lq, g, w_a, log_p)
+        return log_p - lp_a
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        lp_a, lq, g, w_a, log_p = ctx.saved_tensors
+        r_a = (lp_a - log_p).clamp(max=50.0).exp()  # p_a / p
+        r_q = (lq - log_p.unsqueeze(1)).clamp(max=50.0).exp()  # (B, C, T, V): q_c / p
+        grad_g = (grad.unsqueeze(1) * (r_q - r_a.unsqueeze(1))).sum(-1)
+        grad_lp_a = grad * (w_a.unsqueeze(-1) * r_a - 1.0)
+        grad_lq = grad.unsqueeze(1) * g.unsqueeze(-1) * r_q
+        return grad_lp_a, grad_lq, grad_g
+
+
+def mixture_correction(lp_a: torch.Tensor, lq: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """(B, T, V) to add to the anchor's logits. lp_a: (B, T, V) anchor log-probs; lq: (B, C, T, V)
+    component log-probs; g: (B, C, T) component weights in [0, 1] summing to at most 1."""
+    return _MixtureCorrection.apply(lp_a, lq, g)
+
+
+class OutputFusion(nn.Module):
+    """Base class of output-level strategies: subclasses implement ``components``.
+
+    ``anchor_dim`` is the anchor's hidden width, ``num_members`` how many non-anchor members feed it.
+    """
+
+    name: ClassVar[str]
+    level: ClassVar[str] = "output"
+    Params: ClassVar[type[OutputParams]] = OutputParams
+    trains_components: ClassVar[bool] = False  # True when the components have parameters of their own
+
+    def __init__(
+        self, anchor_dim: int, num_members: int, fusion_dim: int, params: OutputParams | None = None
+    ):
+        super().__init__()
+        self.anchor_dim, self.num_members, self.fusion_dim = anchor_dim, num_members, fusion_dim
+        self.params = params or self.Params()
+        self.norm = nn.RMSNorm(anchor_dim)  # the anchor's final state, as its LM head reads it
+
+    @property
+    def top_k(self) -> int:
+        return self.params.top_k
+
+    def components(
+        self, h: torch.Tensor, dists: MemberDists, anchor_probs: torch.Tensor, cache: dict[str, Any] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """h: (B, T, D_a) normalised anchor states. Returns (q (B, C, T, V) component distributions,
+        g (B, C, T) raw component weights, boxed to [0, 1] by the caller)."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        anchor_logits: torch.Tensor,
+        anchor_hidden: torch.Tensor,
+        dists: MemberDists,
+        cache: dict[str, Any] | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """anchor_logits (B, T, V), anchor_hidden (B, T, D_a) its final state -> (mixed logits (B, T, V),
+        the components' own loss when training with ``labels`` (B, T), else None)."""
+        logits = anchor_logits.float()
+        lp_a = torch.log_softmax(logits, -1)
+        q, g = self.components(self.norm(anchor_hidden.float()), dists, lp_a.exp(), cache)
+        g = normalise_weights(box(g), dim=1)
+        lq = q.clamp(min=1e-30).log()  # (B, C, T, V)
+        aux = None
+        if labels is not None and self.training and self.trains_components and self.params.aux_weight:
+            aux = self.params.aux_weight * component_loss(lq, labels)
+        return logits + mixture_correction(lp_a, lq, g), aux
+
+
+def component_loss(lq: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token NLL of each component on its own, summed over components. lq: (B, C, T, V)."""
+    target = labels[:, 1:].to(lq.device)  # (B, T-1)
+    keep = target != -100
+    picked = (
+        lq[:, :, :-1]
+        .gather(-1, target.clamp(min=0).view(target.shape[0], 1, -1, 1).expand(-1, lq.shape[1], -1, 1))
+        .squeeze(-1)
+    )  # (B, C, T-1)
+    return -(picked * keep.unsqueeze(1)).sum((0, 2)).div(keep.sum().clamp(min=1)).sum()
+
+
+def zero_linear(d_in: int, d_out: int) -> nn.Linear:
+    layer = nn.Linear(d_in, d_out)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def scaled_init(layer: nn.Linear) -> nn.Linear:
+    nn.init.normal_(layer.weight, std=1.0 / math.sqrt(layer.in_features))
+    return layer

@@ -1,0 +1,36 @@
+"""output_router: a per-token weight for each member's own next-token distribution, mixed with the anchor's.
+
+The weights read the anchor's final state and how confident each member is at this position (its top-1
+log-probability and the mass outside its top-k), so the router can tell "this is code" and "the code
+member is sure" apart. Zero-initialised: an untrained braid is exactly its anchor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from braid.fusion.output import MemberDists, OutputFusion, OutputParams, zero_linear
+
+
+class OutputRouterFusion(OutputFusion):
+    name = "output_router"
+    Params = OutputParams
+
+    def __init__(
+        self, anchor_dim: int, num_members: int, fusion_dim: int, params: OutputParams | None = None
+    ):
+        super().__init__(anchor_dim, num_members, fusion_dim, params)
+        self.router = zero_linear(anchor_dim + 2 * num_members, num_members)
+        # The weights' common offset: named "gate" so training gives it the gates' learning rate.
+        self.gate = torch.nn.Parameter(torch.zeros(num_members))
+
+    def components(
+        self, h: torch.Tensor, dists: MemberDists, anchor_probs: torch.Tensor, cache: dict[str, Any] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        b, m, t, _ = dists.probs.shape
+        conf = dists.confidence().permute(0, 2, 1, 3).reshape(b, t, 2 * m)  # (B, T, 2M)
+        g = (self.router(torch.cat([h, conf], -1)) + self.gate).transpose(1, 2)  # (B, M, T)
+        g = g.masked_fill(~dists.valid, -1.0)  # no distribution there: no weight
+        return dists.dense(anchor_probs), g
