@@ -23,8 +23,8 @@ from torch import nn
 
 from braid.alignment import Alignment
 from braid.config import BraidConfig, MemberConfig
-from braid.fusion import OutputFusion, get_strategy
-from braid.fusion.output import MemberDists, top_k_dists
+from braid.fusion.stack import FusionStack, build_fusion
+from braid.readout import Readout
 from braid.lockstep import Lockstep
 from braid.model_wrapper import ModelWrapper
 from braid.views import batch_views
@@ -88,17 +88,25 @@ class BraidedLLM(nn.Module):
         _check_models_match(config, models)
         self.models = nn.ModuleList(m.freeze() for m in models)
         self.lockstep = Lockstep(config.member_layers())
-        self.fusion_modules = build_fusion(config, [m.hidden_size for m in models]).to(
-            self.anchor_model.device
-        )
         # Members that read the text through their own tokenizer; the rest share the anchor's ids.
         anchor_tok = models[config.anchor].tokenizer
-        self.cross_members = {
+        own = {
             m
-            for m, model in enumerate(models)
-            if m != config.anchor
-            and (config.alignment == "general" or not same_tokenizer(model.tokenizer, anchor_tok))
+            for m, x in enumerate(models)
+            if m != config.anchor and not same_tokenizer(x.tokenizer, anchor_tok)
         }
+        general = config.alignment == "general"
+        self.cross_members = {m for m in range(len(models)) if m != config.anchor} if general else own
+        # Cross members exchange hidden states only with a hidden-state strategy; an output-level one
+        # reads them through the bridge, which runs them itself.
+        self.exchange_cross = self.cross_members if config.hidden_strategy else set()
+        self.readout = None
+        if config.output_strategy is not None:
+            self.readout = Readout(list(models), config.anchor, own, config.output_params)
+        components = len(self.readout.components) if self.readout else 0
+        self.fusion_modules = build_fusion(config, [m.hidden_size for m in models], components).to(
+            self.anchor_model.device
+        )
         self.use_offsets: bool | None = None  # None: the tokenizer's offsets where it has them
 
     # -- structure ----------------------------------------------------------------------------------------
@@ -136,7 +144,8 @@ class BraidedLLM(nn.Module):
         """
         inputs, alignment, _ = batch_views(self, input_ids, attention_mask)
         outs = self.run_members(inputs, alignment, output_hidden_states=output_hidden_states)
-        logits, aux = self.output_logits(outs, alignment, labels=labels)
+        bridged = self.readout.text_dists(input_ids, attention_mask) if self.readout else {}
+        logits, aux = self.output_logits(outs, alignment, bridged=bridged, labels=labels)
         loss = None if labels is None else causal_lm_loss(logits, labels)
         if loss is not None and aux is not None:
             loss = loss + aux
@@ -186,38 +195,19 @@ class BraidedLLM(nn.Module):
         outs: list[Any],
         alignment: Alignment,
         cache: dict[str, Any] | None = None,
+        bridged: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None,
         labels: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Anchor-vocabulary logits (B, T, V) of a braided pass (the anchor's own, or the output-level
         strategy's mixture of every member's next-token distribution with them), and the output
-        strategy's auxiliary loss (training mode with labels only)."""
+        strategy's auxiliary loss (training mode with labels only). ``bridged``: the distributions of
+        members read through the bridge, m -> (ids, probs) (B, R, T, K)."""
         anchor = outs[self.config.anchor]
         output = self.fusion_modules.output
         if output is None:
             return anchor.logits, None
-        dists = self.member_dists(outs, alignment, output.top_k)
+        dists = self.readout.dists(outs, alignment, bridged or {})
         return output(anchor.logits, anchor.final_hidden, dists, cache, labels)
-
-    def member_dists(self, outs: list[Any], alignment: Alignment, k: int) -> MemberDists:
-        """The non-anchor members' top-k next-token distributions at each anchor position."""
-        anchor = outs[self.config.anchor].logits
-        b, t, vocab = anchor.shape
-        ids, probs, valid = [], [], []
-        for m, out in enumerate(outs):
-            if m == self.config.anchor:
-                continue
-            if m in self.cross_members:
-                raise NotImplementedError("output-level fusion with a member that has its own tokenizer")
-            top = getattr(out, "top", None)
-            if top is None:  # same tokenizer: the member's positions are the anchor's
-                top = top_k_dists(torch.log_softmax(out.logits[..., :vocab].float(), -1), k)
-            ids.append(top[0].to(anchor.device))
-            probs.append(top[1].to(anchor.device, torch.float32))
-            v = alignment.to_anchor_valid[m]
-            valid.append(torch.ones(b, t, dtype=torch.bool) if v is None else v.bool())
-        return MemberDists(
-            torch.stack(ids, 1), torch.stack(probs, 1), torch.stack(valid, 1).to(anchor.device)
-        )
 
     def generate(
         self,
@@ -299,46 +289,6 @@ class BraidedLLM(nn.Module):
         braided = cls(config=config, models=models)
         braided.load_fusion_layers(directory / FUSION_FILE)
         return braided
-
-
-class FusionStack(nn.Module):
-    """The braid's trainable part: a hidden-state module per fusion point (registered as "0", "1", ...,
-    the state-dict layout checkpoints have always had) and the output-level module ("output") if any.
-    Indexing, ``len`` and iteration address the fusion points."""
-
-    def __init__(self, points: list[nn.Module], output: OutputFusion | None):
-        super().__init__()
-        for p, module in enumerate(points):
-            self.add_module(str(p), module)
-        self.num_points = len(points)
-        self.output = output
-
-    def __getitem__(self, p: int) -> nn.Module:
-        if not 0 <= p < self.num_points:
-            raise IndexError(f"fusion point {p} out of range 0..{self.num_points - 1}")
-        return self._modules[str(p)]
-
-    def __len__(self) -> int:
-        return self.num_points
-
-    def __iter__(self) -> Iterator[nn.Module]:
-        return (self[p] for p in range(self.num_points))
-
-
-def build_fusion(config: BraidConfig, dims: list[int]) -> FusionStack:
-    """Fresh fusion modules for ``config``; members of widths ``dims``."""
-    points = []
-    if config.hidden_strategy is not None:
-        strategy, last = get_strategy(config.hidden_strategy), len(config.fusion_layers) - 1
-        points = [
-            strategy(dims, config.fusion_dim, config.hidden_params, [config.anchor] if p == last else None)
-            for p in range(last + 1)
-        ]
-    output = None
-    if config.output_strategy is not None:
-        cls = get_strategy(config.output_strategy)
-        output = cls(dims[config.anchor], len(dims) - 1, config.fusion_dim, config.output_params)
-    return FusionStack(points, output)
 
 
 def member_paths_resolved(config: BraidConfig) -> BraidConfig:

@@ -52,7 +52,10 @@ class BraidSession:
         self.caches = [m.new_cache() for m in braided.models]
         self.fusion_caches: list[dict[str, Any]] = [{} for _ in braided.config.fusion_layers]
         self.output_cache: dict[str, Any] = {}
-        self.cross = sorted(braided.cross_members)
+        self.cross = sorted(braided.exchange_cross)  # members that re-read the text in the pass
+        self.absent = braided.cross_members - set(self.cross)  # read through the bridge only
+        readout = braided.readout
+        self.bridges = {m: b.session() for m, b in readout.bridges.items()} if readout else {}
         self.history = FusionHistory(set(self.cross)) if self.cross else None
         self.anchor_ids: list[int] = []
         self.visible = ""
@@ -63,8 +66,8 @@ class BraidSession:
     @torch.no_grad()
     def feed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Append anchor tokens (1, T); returns the anchor's next-token logits (1, V)."""
-        if not self.cross:
-            logits = self._run([{"input_ids": input_ids}] * len(self.braided.models), None)
+        if not self.cross and not self.bridges:
+            logits = self._run(self._shared(input_ids), None)
         elif self.length == 0:
             logits = self._prefill(input_ids)
         else:
@@ -73,19 +76,29 @@ class BraidSession:
         self.length += input_ids.shape[1]
         return logits
 
-    def _run(self, inputs: list, alignment: Alignment | None) -> torch.Tensor:
+    def _shared(self, ids: torch.Tensor) -> list[dict[str, torch.Tensor] | None]:
+        """The anchor's ids for every member that reads them (``ids``: (1, T))."""
+        return [None if m in self.absent else {"input_ids": ids} for m in range(len(self.braided.models))]
+
+    def _run(self, inputs: list, alignment: Alignment | None, ends: list[int] | None = None) -> torch.Tensor:
+        """One braided pass over new anchor positions whose visible text ends at ``ends`` (needed by
+        bridged members); the next-token logits after the last one."""
         alignment = alignment or Alignment.identity(None, len(self.braided.models))
         outs = self.braided.run_members(
             inputs, alignment, caches=self.caches, fusion_caches=self.fusion_caches, history=self.history
         )
-        return self.braided.output_logits(outs, alignment, self.output_cache)[0][:, -1].float()
+        bridged = {}
+        for m, session in self.bridges.items():  # each (R, K) per position -> (1, R, T, K)
+            steps = [session.step(self.visible[:e]) for e in ends]
+            bridged[m] = tuple(torch.stack([s[i] for s in steps], 1).unsqueeze(0) for i in (0, 1))
+        return self.braided.output_logits(outs, alignment, self.output_cache, bridged)[0][:, -1].float()
 
     def _prefill(self, input_ids: torch.Tensor) -> torch.Tensor:
         """The prompt in one pass, as a forward would see it; member caches keep only their final tokens."""
         inputs, alignment, trees = batch_views(self.braided, input_ids, None)
-        logits = self._run(inputs, alignment)
         self.anchor_ids = input_ids[0].tolist()
         self.visible, self.anchor_ends = visible_ends(self.braided.tokenizer, self.anchor_ids)
+        logits = self._run(inputs, alignment, self.anchor_ends)
         for m in self.cross:
             tree = trees[m][0]
             ModelWrapper.crop_cache(self.caches[m], tree.num_final)
@@ -105,15 +118,14 @@ class BraidSession:
         )
         grew, self.visible = len(visible) > len(self.visible), visible
         self.anchor_ends.append(len(visible))
-        ids = torch.tensor([[token]], device=braided.anchor_model.device)
-        inputs: list[dict[str, torch.Tensor] | None] = [{"input_ids": ids}] * len(braided.models)
+        inputs = self._shared(torch.tensor([[token]], device=braided.anchor_model.device))
         alignment = Alignment.identity(None, len(braided.models))
         for m in self.cross:
             inputs[m] = self._member_growth(m, step, alignment) if grew else None
             last = len(self.member_tokens[m]) - 1
             alignment.to_anchor[m] = torch.tensor([[max(last, 0)]])
             alignment.to_anchor_valid[m] = torch.tensor([[last >= 0]])
-        return self._run(inputs, alignment)
+        return self._run(inputs, alignment, [len(visible)])
 
     def _member_growth(self, m: int, step: int, alignment: Alignment) -> dict[str, torch.Tensor] | None:
         member = self.braided.models[m]

@@ -54,10 +54,11 @@ def batch_views(
     n = len(braided.models)
     anchor_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
     alignment = Alignment.identity(attention_mask, n)
-    cross = braided.cross_members
+    cross = braided.exchange_cross
+    absent = braided.cross_members - cross  # read through the bridge only: no part in the pass
     trees_of: dict[int, list[MemberTree]] = {}
     if not cross:
-        return [anchor_inputs] * n, alignment, trees_of
+        return [None if m in absent else anchor_inputs for m in range(n)], alignment, trees_of
     lengths = (
         attention_mask.sum(1).tolist()
         if attention_mask is not None
@@ -70,7 +71,7 @@ def batch_views(
     inputs: list[dict[str, torch.Tensor]] = []
     for m, member in enumerate(braided.models):
         if m not in cross:
-            inputs.append(anchor_inputs)
+            inputs.append(None if m in absent else anchor_inputs)
             continue
         tok = member.tokenizer
         trees = trees_of[m] = [sample_trees(braided.tokenizer, tok, row, braided.use_offsets) for row in rows]

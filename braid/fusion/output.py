@@ -28,14 +28,24 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 
+class BridgeSettings(BaseModel):
+    """How members with their own tokenizer are read into the anchor's vocabulary (``braid.bridge``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    beam: int = Field(default=8, ge=1, description="partial paths kept per character position of a word")
+    expand: int = Field(default=16, ge=0, description="continuations looked further, per look-ahead step")
+    depth: int = Field(default=3, ge=0, description="look-ahead steps, one member token each")
+    candidates: int = Field(default=256, ge=1, description="member tokens read from each distribution")
+    expand_candidates: int = Field(default=32, ge=1, description="member tokens read in a look-ahead")
+
+
 class OutputParams(BaseModel):
     """Settings every output-level strategy has; subclasses add fields. Unknown keys are an error."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    top_k: int = Field(
-        default=32, ge=1, description="entries of each member's distribution kept per position"
-    )
+    top_k: int = Field(default=32, ge=1, description="entries of each member's distribution kept")
     aux_weight: float = Field(default=1.0, ge=0, description="weight of trainable components' own loss")
+    bridge: BridgeSettings = BridgeSettings()
 
 
 @dataclass

@@ -159,3 +159,30 @@ def test_save_and_load_round_trip(trio, batch, tmp_path, strategy):
         other = braid(trio, strategy, strategy_params={"window": 8})
         with pytest.raises(ValueError, match="strategy_params"):
             other.load_fusion_layers(tmp_path / "fusion.safetensors")
+
+
+@pytest.mark.parametrize("strategy", ["output_router", "attention+pointer"])
+def test_members_with_their_own_tokenizer_are_read_through_the_bridge(cross_trio, strategy):
+    """WordPiece gives two components (a space before a new word or not), Unigram one; an output-level
+    strategy alone runs them only through the bridge. Identity at start, causality and cached steps hold."""
+    light = {"bridge": {"candidates": 24, "expand": 4, "depth": 2}}  # random members: keep the bridge small
+    params = {"pointer": light} if "+" in strategy else light
+    braided = braid(
+        cross_trio, strategy, fusion_layers=[0, 1] if "+" in strategy else [], strategy_params=params
+    )
+    assert braided.readout.components == [(1, 0), (1, 1), (2, 0)]
+    assert braided.exchange_cross == ({1, 2} if "+" in strategy else set())
+    tok = braided.tokenizer
+    ids = tok("every member keeps its own cache", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.equal(braided(ids).logits, ModelWrapper(cross_trio[0])(ids).logits)
+    randomize_fusion(braided, seed=3)
+    edited = torch.cat([ids[:, :5], tok(" while the braid", return_tensors="pt")["input_ids"]], 1)
+    with torch.no_grad():
+        full, other = braided(ids).logits[0], braided(edited).logits[0]
+        session = BraidSession(braided)
+        steps = [session.feed(ids[:, :3])[0]] + [
+            session.feed(ids[:, t : t + 1])[0] for t in range(3, ids.shape[1])
+        ]
+    assert torch.allclose(full[:5], other[:5], atol=1e-5) and not torch.allclose(full[5:], other[5:6])
+    assert torch.allclose(torch.stack(steps), full[2:], atol=1e-4)

@@ -1,0 +1,87 @@
+"""What output-level strategies mix: every member's next-token distribution at the anchor's positions, in
+the anchor's vocabulary.
+
+A member sharing the anchor's tokenizer is read directly: its positions are the anchor's and its top-k
+ids are anchor ids. A member with its own tokenizer is read through the character-level bridge
+(``braid.bridge``), which runs the member itself; a whitespace-lossy member (WordPiece) gives one component
+per reading. Components are ordered by member, then reading.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from braid.alignment import Alignment
+from braid.fusion.output import MemberDists, OutputParams, top_k_dists
+
+
+def shared_bridge(member: Any, anchor_tokenizer: Any, params: OutputParams):
+    """One bridge per (member, anchor tokenizer, settings), kept on the member: braids sharing a member
+    share its memoised distributions (the member is frozen, so they stay valid)."""
+    from braid.bridge import BridgeParams, CharBridge
+
+    bridge_params = BridgeParams(**params.bridge.model_dump(), top_k=params.top_k)
+    store = member.__dict__.setdefault("_bridges", {})
+    key = (id(anchor_tokenizer), bridge_params)
+    if key not in store:
+        store[key] = CharBridge(member, anchor_tokenizer, bridge_params)
+    return store[key]
+
+
+class Readout:
+    def __init__(self, models: list[Any], anchor: int, cross: set[int], params: OutputParams):
+        self.anchor, self.params = anchor, params
+        self.members = [m for m in range(len(models)) if m != anchor]
+        anchor_tok = models[anchor].tokenizer
+        self.bridges = {m: shared_bridge(models[m], anchor_tok, params) for m in sorted(cross)}
+        self.components = [
+            (m, r)
+            for m in self.members
+            for r in range(len(self.bridges[m].readings) if m in self.bridges else 1)
+        ]
+
+    def text_dists(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Bridged members' distributions for a right-padded batch: m -> (ids, probs), each (B, R, T, K)."""
+        b, t = input_ids.shape
+        lengths = attention_mask.sum(1).tolist() if attention_mask is not None else [t] * b
+        out = {}
+        for m, bridge in self.bridges.items():
+            k, r = self.params.top_k, len(bridge.readings)
+            ids = torch.zeros(b, r, t, k, dtype=torch.long)
+            probs = torch.zeros(b, r, t, k)
+            for row, n in enumerate(int(x) for x in lengths):
+                row_ids, row_probs = bridge.text_dists(input_ids[row, :n].tolist())  # (R, n, K)
+                ids[row, :, :n], probs[row, :, :n] = row_ids, row_probs
+            out[m] = (ids, probs)
+        return out
+
+    def dists(
+        self, outs: list[Any], alignment: Alignment, bridged: dict[int, tuple[torch.Tensor, torch.Tensor]]
+    ) -> MemberDists:
+        """Components' top-k distributions at each anchor position of a braided pass (B, C, T, K)."""
+        anchor = outs[self.anchor].logits
+        b, t, vocab = anchor.shape
+        ids, probs, valid = [], [], []
+        for m in self.members:
+            if m in self.bridges:
+                m_ids, m_probs = (x.to(anchor.device) for x in bridged[m])  # (B, R, T, K)
+                ids += list(m_ids.unbind(1))
+                probs += list(m_probs.unbind(1))
+                valid += list((m_probs.sum(-1) > 0).unbind(1))
+                continue
+            top = getattr(outs[m], "top", None)  # a remote member sends its top-k
+            if top is None:
+                top = top_k_dists(
+                    torch.log_softmax(outs[m].logits[..., :vocab].float(), -1), self.params.top_k
+                )
+            ids.append(top[0].to(anchor.device))
+            probs.append(top[1].to(anchor.device, torch.float32))
+            v = alignment.to_anchor_valid[m]
+            valid.append(torch.ones(b, t, dtype=torch.bool, device=anchor.device) if v is None else v.bool())
+        return MemberDists(
+            torch.stack(ids, 1), torch.stack(probs, 1), torch.stack(valid, 1).to(anchor.device)
+        )
