@@ -23,10 +23,10 @@ from torch import nn
 
 from braid.alignment import Alignment
 from braid.config import BraidConfig, MemberConfig
-from braid.fusion.stack import FusionStack, build_fusion
-from braid.readout import Readout
+from braid.fusion.stack import build_fusion
 from braid.lockstep import Lockstep
 from braid.model_wrapper import ModelWrapper
+from braid.readout import Readout
 from braid.views import batch_views
 
 FUSION_FILE = "fusion.safetensors"
