@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from braid.alignment import Alignment
-from braid.fusion.output import MemberDists, OutputParams, top_k_dists
+from braid.fusion.output import MemberDists, OutputParams, from_top_k, top_k_dists
 
 
 def shared_bridge(member: Any, anchor_tokenizer: Any, params: OutputParams):
@@ -22,7 +22,7 @@ def shared_bridge(member: Any, anchor_tokenizer: Any, params: OutputParams):
     share its memoised distributions (the member is frozen, so they stay valid)."""
     from braid.bridge import BridgeParams, CharBridge
 
-    bridge_params = BridgeParams(**params.bridge.model_dump(), top_k=params.top_k)
+    bridge_params = BridgeParams(**params.bridge.model_dump(), top_k=params.top_k or 256)
     store = member.__dict__.setdefault("_bridges", {})
     key = (id(anchor_tokenizer), bridge_params)
     if key not in store:
@@ -50,7 +50,7 @@ class Readout:
         lengths = attention_mask.sum(1).tolist() if attention_mask is not None else [t] * b
         out = {}
         for m, bridge in self.bridges.items():
-            k, r = self.params.top_k, len(bridge.readings)
+            k, r = bridge.params.top_k, len(bridge.readings)
             ids = torch.zeros(b, r, t, k, dtype=torch.long)
             probs = torch.zeros(b, r, t, k)
             for row, n in enumerate(int(x) for x in lengths):
@@ -62,26 +62,32 @@ class Readout:
     def dists(
         self, outs: list[Any], alignment: Alignment, bridged: dict[int, tuple[torch.Tensor, torch.Tensor]]
     ) -> MemberDists:
-        """Components' top-k distributions at each anchor position of a braided pass (B, C, T, K)."""
+        """Components' distributions at each anchor position of a braided pass: (B, C, T, V)."""
         anchor = outs[self.anchor].logits
         b, t, vocab = anchor.shape
-        ids, probs, valid = [], [], []
+        anchor_probs = torch.softmax(anchor.float(), -1)  # (B, T, V): where truncated mass goes
+        probs, valid = [], []
         for m in self.members:
             if m in self.bridges:
                 m_ids, m_probs = (x.to(anchor.device) for x in bridged[m])  # (B, R, T, K)
-                ids += list(m_ids.unbind(1))
-                probs += list(m_probs.unbind(1))
+                probs += list(from_top_k(m_ids, m_probs, anchor_probs.unsqueeze(1)).unbind(1))
                 valid += list((m_probs.sum(-1) > 0).unbind(1))
                 continue
-            top = getattr(outs[m], "top", None)  # a remote member sends its top-k
-            if top is None:
-                top = top_k_dists(
-                    torch.log_softmax(outs[m].logits[..., :vocab].float(), -1), self.params.top_k
-                )
-            ids.append(top[0].to(anchor.device))
-            probs.append(top[1].to(anchor.device, torch.float32))
+            probs.append(self._shared(outs[m], anchor_probs))
             v = alignment.to_anchor_valid[m]
             valid.append(torch.ones(b, t, dtype=torch.bool, device=anchor.device) if v is None else v.bool())
-        return MemberDists(
-            torch.stack(ids, 1), torch.stack(probs, 1), torch.stack(valid, 1).to(anchor.device)
+        return MemberDists(torch.stack(probs, 1), torch.stack(valid, 1).to(anchor.device))
+
+    def _shared(self, out: Any, anchor_probs: torch.Tensor) -> torch.Tensor:
+        """(B, T, V) distribution of a member sharing the anchor's tokenizer: its own softmax, or its top-k
+        (what a remote member sends when ``top_k`` is set) with the rest spread like the anchor's."""
+        vocab = anchor_probs.shape[-1]
+        top = getattr(out, "top", None)
+        if top is None and self.params.top_k is None:
+            probs = torch.softmax(out.logits[..., :vocab].float(), -1).to(anchor_probs.device)
+            return torch.nn.functional.pad(probs, (0, vocab - probs.shape[-1]))
+        if top is None:
+            top = top_k_dists(torch.log_softmax(out.logits[..., :vocab].float(), -1), self.params.top_k)
+        return from_top_k(
+            top[0].to(anchor_probs.device), top[1].to(anchor_probs.device).float(), anchor_probs
         )

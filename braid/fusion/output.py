@@ -43,51 +43,39 @@ class OutputParams(BaseModel):
     """Settings every output-level strategy has; subclasses add fields. Unknown keys are an error."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    top_k: int = Field(default=32, ge=1, description="entries of each member's distribution kept")
+    top_k: int | None = Field(
+        default=None, ge=1, description="entries of each member's distribution kept; None: all of them"
+    )
     aux_weight: float = Field(default=1.0, ge=0, description="weight of trainable components' own loss")
     bridge: BridgeSettings = BridgeSettings()
 
 
 @dataclass
 class MemberDists:
-    """Members' next-token distributions in the anchor's vocabulary, top-k entries per anchor position.
+    """The components' next-token distributions in the anchor's vocabulary at each anchor position."""
 
-    The rest of a member's mass (``residual``) is spread like the anchor's own distribution, so a
-    truncated distribution still sums to one and never rules out a token the anchor would write.
-    """
-
-    ids: torch.Tensor  # (B, M, T, K) anchor token ids
-    probs: torch.Tensor  # (B, M, T, K) their probabilities (sum <= 1)
-    valid: torch.Tensor  # (B, M, T) bool: the member has a distribution at this anchor position
-
-    @property
-    def residual(self) -> torch.Tensor:
-        return (1.0 - self.probs.sum(-1)).clamp(min=0.0)  # (B, M, T)
+    probs: torch.Tensor  # (B, C, T, V), each row summing to 1 where valid
+    valid: torch.Tensor  # (B, C, T) bool: the component has a distribution at this anchor position
 
     def confidence(self) -> torch.Tensor:
-        """(B, M, T, 2) features a router can read cheaply: top-1 log-probability and log residual."""
-        top = self.probs[..., 0].clamp(min=1e-12).log()
-        rest = self.residual.clamp(min=1e-12).log()
-        feats = torch.stack([top, rest], -1)
+        """(B, C, T, 2) features a router can read cheaply: top-1 log-probability and entropy (nats)."""
+        p = self.probs.clamp(min=1e-12)
+        feats = torch.stack([p.amax(-1).log(), -(self.probs * p.log()).sum(-1)], -1)
         return feats * self.valid.unsqueeze(-1).to(feats.dtype)
-
-    def dense(self, anchor_probs: torch.Tensor) -> torch.Tensor:
-        """(B, M, T, V) full distributions: the top-k entries plus the residual spread like the anchor's."""
-        b, m, t, _ = self.probs.shape
-        out = self.residual.unsqueeze(-1) * anchor_probs.unsqueeze(1)  # (B, M, T, V)
-        return out.scatter_add(-1, self.ids, self.probs)
-
-    def select(self, positions: torch.Tensor) -> MemberDists:
-        """Keep anchor positions ``positions`` (1-D index)."""
-        return MemberDists(
-            self.ids[:, :, positions], self.probs[:, :, positions], self.valid[:, :, positions]
-        )
 
 
 def top_k_dists(log_probs: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(..., V) log-probabilities -> the k most likely (ids, probs), most likely first."""
     values, ids = log_probs.topk(min(k, log_probs.shape[-1]), dim=-1)
     return ids, values.exp()
+
+
+def from_top_k(ids: torch.Tensor, probs: torch.Tensor, anchor_probs: torch.Tensor) -> torch.Tensor:
+    """Top-k entries (..., K) as a full distribution (..., V): the mass they leave is spread like the
+    anchor's own distribution (``anchor_probs``, (..., V)), so it never rules out a token the anchor writes."""
+    rest = 1.0 - probs.sum(-1, keepdim=True)
+    rest = torch.where(rest > 1e-6, rest, 0.0)  # a normalised distribution's rounding is not mass
+    return (rest * anchor_probs).scatter_add(-1, ids, probs)
 
 
 class _Box(torch.autograd.Function):
@@ -175,15 +163,11 @@ class OutputFusion(nn.Module):
         self.params = params or self.Params()
         self.norm = nn.RMSNorm(anchor_dim)  # the anchor's final state, as its LM head reads it
 
-    @property
-    def top_k(self) -> int:
-        return self.params.top_k
-
     def components(
         self, h: torch.Tensor, dists: MemberDists, anchor_probs: torch.Tensor, cache: dict[str, Any] | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """h: (B, T, D_a) normalised anchor states. Returns (q (B, C, T, V) component distributions,
-        g (B, C, T) raw component weights, boxed to [0, 1] by the caller)."""
+        """h: (B, T, D_a) normalised anchor states. Returns (q (B, Q, T, V) mixture components, g (B, Q, T)
+        their raw weights, boxed to [0, 1] by the caller)."""
         raise NotImplementedError
 
     def forward(

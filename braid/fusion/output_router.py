@@ -1,8 +1,8 @@
 """output_router: a per-token weight for each member's own next-token distribution, mixed with the anchor's.
 
 The weights read the anchor's final state and how confident each member is at this position (its top-1
-log-probability and the mass outside its top-k), so the router can tell "this is code" and "the code
-member is sure" apart. Zero-initialised: an untrained braid is exactly its anchor.
+log-probability and its entropy), so the router can tell "this is code" and "the code member is sure"
+apart. Zero-initialised: an untrained braid is exactly its anchor.
 """
 
 from __future__ import annotations
@@ -33,4 +33,4 @@ class OutputRouterFusion(OutputFusion):
         conf = dists.confidence().permute(0, 2, 1, 3).reshape(b, t, 2 * m)  # (B, T, 2M)
         g = (self.router(torch.cat([h, conf], -1)) + self.gate).transpose(1, 2)  # (B, M, T)
         g = g.masked_fill(~dists.valid, -1.0)  # no distribution there: no weight
-        return dists.dense(anchor_probs), g
+        return dists.probs, g

@@ -48,49 +48,32 @@ class PointerFusion(OutputFusion):
     def components(
         self, h: torch.Tensor, dists: MemberDists, anchor_probs: torch.Tensor, cache: dict[str, Any] | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        keys = self.key(h).unsqueeze(1) + self.member_key.view(1, -1, 1, self.fusion_dim)  # (B, M, T, F)
-        new = {"keys": keys + self.confidence_key(dists.confidence()), "ids": dists.ids, "probs": dists.probs}
-        new["valid"] = dists.valid
+        keys = self.key(h).unsqueeze(1) + self.member_key.view(1, -1, 1, self.fusion_dim)  # (B, C, T, F)
+        keys = keys + self.confidence_key(dists.confidence())
+        new = {"keys": keys, "probs": dists.probs, "valid": dists.valid}
         seen, past = _with_cache(cache, new, self.params.window)
-        a = self._attention(self.query(h), past, seen["keys"], seen["valid"])  # (B, M, T, W)
-        q = self._values(a, seen["ids"], seen["probs"], past, anchor_probs)  # (B, T, V)
+        a = self._attention(self.query(h), past, seen["keys"], seen["valid"])  # (B, C, T, S)
+        q = torch.einsum("bcts,bcsv->btv", a, seen["probs"])  # (B, T, V)
+        q = q + (1.0 - a.sum((1, 3))).unsqueeze(-1) * anchor_probs  # nothing to attend to: the anchor's
         g = (self.gate_proj(h).squeeze(-1) + self.gate).unsqueeze(1)  # (B, 1, T)
         return q.unsqueeze(1), g
-
-    def _window_index(self, t: int, past: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(T, W) key index for each query and offset (clamped), and whether it exists."""
-        offsets = torch.arange(self.params.window, device=device)
-        idx = past + torch.arange(t, device=device).view(-1, 1) - offsets.view(1, -1)
-        return idx.clamp(min=0), idx >= 0
 
     def _attention(
         self, query: torch.Tensor, past: int, keys: torch.Tensor, valid: torch.Tensor
     ) -> torch.Tensor:
-        """(B, M, T, W) weights over members and offsets, summing to 1 or 0 (nothing to attend to)."""
+        """(B, C, T, S) weights over components and the last ``window`` positions, summing to 1, or to 0
+        where there is nothing to attend to."""
         b, t, f = query.shape
-        m = keys.shape[1]
-        idx, exists = self._window_index(t, past, query.device)  # (T, W)
-        keys = keys[:, :, idx]  # (B, M, T, W, F)
-        scores = (keys * query.view(b, 1, t, 1, f)).sum(-1) / math.sqrt(f) + self.offset_bias  # (B, M, T, W)
-        allowed = valid[:, :, idx] & exists  # (B, M, T, W)
+        c, s = keys.shape[1], keys.shape[2]
+        offset = past + torch.arange(t, device=query.device).view(t, 1) - torch.arange(s, device=query.device)
+        inside = (offset >= 0) & (offset < self.params.window)  # (T, S)
+        bias = self.offset_bias[offset.clamp(0, self.params.window - 1)]  # (T, S)
+        scores = torch.einsum("btf,bcsf->bcts", query, keys) / math.sqrt(f) + bias  # (B, C, T, S)
+        allowed = inside.view(1, 1, t, s) & valid.view(b, c, 1, s)
         scores = scores.masked_fill(~allowed, float("-inf"))
-        flat = scores.permute(0, 2, 1, 3).reshape(b, t, m * idx.shape[1])
+        flat = scores.permute(0, 2, 1, 3).reshape(b, t, c * s)
         a = torch.nan_to_num(torch.softmax(flat, -1), nan=0.0)  # rows with nothing allowed: all zero
-        return a.view(b, t, m, -1).permute(0, 2, 1, 3)
-
-    def _values(
-        self, a: torch.Tensor, ids: torch.Tensor, probs: torch.Tensor, past: int, anchor_probs: torch.Tensor
-    ) -> torch.Tensor:
-        """Sum of the attended top-k entries; the attended residual mass (and any weight left unused) follows
-        the anchor's distribution at the query position."""
-        b, m, t, w = a.shape
-        idx, _ = self._window_index(t, past, a.device)
-        top_ids, top_p = ids[:, :, idx], probs[:, :, idx]  # (B, M, T, W, K)
-        weighted = a.unsqueeze(-1) * top_p
-        rest = 1.0 - weighted.sum((1, 3, 4))  # (B, T)
-        out = rest.unsqueeze(-1) * anchor_probs
-        flat_ids = top_ids.permute(0, 2, 1, 3, 4).reshape(b, t, -1)
-        return out.scatter_add(-1, flat_ids, weighted.permute(0, 2, 1, 3, 4).reshape(b, t, -1))
+        return a.view(b, t, c, s).permute(0, 2, 1, 3)
 
 
 def _with_cache(
