@@ -110,9 +110,10 @@ class BraidConfig(BaseModel):
         if "fusion_strategy" not in info.data or "strategy_params" not in info.data:
             return v
         parts = _params_by_part(info.data["fusion_strategy"], info.data["strategy_params"])
-        heads = getattr(parts.get("attention"), "num_heads", None)
-        if heads and v % heads:
-            raise ValueError(f"fusion_dim={v} must be divisible by num_heads={heads}")
+        for params in parts.values():
+            heads = getattr(params, "num_heads", None)
+            if heads and v % heads:
+                raise ValueError(f"fusion_dim={v} must be divisible by num_heads={heads}")
         return v
 
     @field_validator("fusion_layers")

@@ -88,9 +88,8 @@ class BraidSession:
             inputs, alignment, caches=self.caches, fusion_caches=self.fusion_caches, history=self.history
         )
         bridged = {}
-        for m, session in self.bridges.items():  # each (R, K) per position -> (1, R, T, K)
-            steps = [session.step(self.visible[:e]) for e in ends]
-            bridged[m] = tuple(torch.stack([s[i] for s in steps], 1).unsqueeze(0) for i in (0, 1))
+        for m, session in self.bridges.items():  # (R, T, K) -> (1, R, T, K)
+            bridged[m] = tuple(x.unsqueeze(0) for x in session.steps([self.visible[:e] for e in ends]))
         return self.braided.output_logits(outs, alignment, self.output_cache, bridged)[0][:, -1].float()
 
     def _prefill(self, input_ids: torch.Tensor) -> torch.Tensor:

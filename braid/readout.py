@@ -53,8 +53,9 @@ class Readout:
             k, r = bridge.params.top_k, len(bridge.readings)
             ids = torch.zeros(b, r, t, k, dtype=torch.long)
             probs = torch.zeros(b, r, t, k)
-            for row, n in enumerate(int(x) for x in lengths):
-                row_ids, row_probs = bridge.text_dists(input_ids[row, :n].tolist())  # (R, n, K)
+            rows = [input_ids[row, : int(n)].tolist() for row, n in enumerate(lengths)]
+            for row, (row_ids, row_probs) in enumerate(bridge.texts_dists(rows)):  # each (R, n, K)
+                n = row_ids.shape[1]
                 ids[row, :, :n], probs[row, :, :n] = row_ids, row_probs
             out[m] = (ids, probs)
         return out

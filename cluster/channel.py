@@ -49,6 +49,7 @@ class TensorChannel:
         sock.settimeout(timeout)
         self.sock = sock
         self.timeout = timeout
+        self.sent = self.received = 0  # bytes, for measuring what an exchange costs
 
     @classmethod
     def connect(cls, host: str, port: int, timeout: float) -> TensorChannel:
@@ -69,6 +70,7 @@ class TensorChannel:
         try:
             for part in parts:
                 self.sock.sendall(part)
+                self.sent += len(part)
         except TimeoutError as e:
             raise ChannelTimeout(f"send timed out after {self.timeout:g}s") from e
         except OSError as e:
@@ -82,6 +84,7 @@ class TensorChannel:
                 if n == 0:
                     raise ChannelClosed("peer closed the channel")
                 got += n
+                self.received += n
         except TimeoutError as e:
             raise ChannelTimeout(f"no data from the peer within {self.timeout:g}s") from e
         except ChannelClosed:

@@ -98,18 +98,20 @@ class MemberLink:
         self.index, self.endpoint, self.timeout = index, endpoint, timeout
         self.chan: TensorChannel | None = None
 
-    def connect(self, points_at: dict[int, list[int]]) -> None:
+    def connect(self, points_at: dict[int, list[int]], bridge: dict[str, Any] | None = None) -> None:
         self.chan = TensorChannel.connect(*self.endpoint, timeout=self.timeout)
-        self.chan.send_msg({"op": "setup", "points_at": {str(k): v for k, v in points_at.items()}})
+        setup = {"op": "setup", "points_at": {str(k): v for k, v in points_at.items()}, "bridge": bridge}
+        self.chan.send_msg(setup)
 
     def close(self) -> None:
         if self.chan is not None:
             self.chan.close()
             self.chan = None
 
-    def request(self, inputs: dict[str, Any], cache: RemoteCache | None, logits: bool) -> None:
+    def request(self, inputs: dict[str, Any], cache: RemoteCache | None, want: dict[str, Any]) -> None:
+        """``want``: what to send back (``logits``, ``final`` hidden state, ``top_k`` over ``vocab`` ids)."""
         names = [k for k, v in inputs.items() if v is not None]
-        header = {"op": "forward", "names": names, "logits": logits}
+        header = {"op": "forward", "names": names, **want}
         if cache is not None:
             header |= {"session": cache.session, "past": cache.length}
         self.chan.send_msg(header, [inputs[k] for k in names])
@@ -124,10 +126,16 @@ class MemberLink:
         else:
             self.chan.send_tensor(UPDATE, update)
 
-    def recv_result(self) -> torch.Tensor | None:
+    def recv_result(self) -> dict[str, torch.Tensor]:
         self._expect(RESULT)
-        _, tensors = self.chan.recv_msg()
-        return tensors[0] if tensors else None
+        header, tensors = self.chan.recv_msg()
+        return dict(zip(header.get("results", []), tensors, strict=True))
+
+    def ask(self, header: dict[str, Any]) -> list[torch.Tensor]:
+        """One request-and-answer outside a forward (the bridge's)."""
+        self.chan.send_msg(header)
+        self._expect(RESULT)
+        return self.chan.recv_msg()[1]
 
     def _expect(self, tag: bytes) -> None:
         got = self.chan.recv_tag()
@@ -153,6 +161,9 @@ class LeaderBraid(BraidedLLM):
         proxies = [RemoteMember(s, i, device) for s, i in zip(config.model_configs, infos, strict=True)]
         super().__init__(config=config, models=proxies)
         self.links = [MemberLink(m, e, timeout) for m, e in enumerate(endpoints)]
+        if self.readout is not None:  # members with their own tokenizer run their bridge where they are
+            for m, bridge in self.readout.bridges.items():
+                self.readout.bridges[m] = RemoteBridge(self, m, bridge.readings, bridge.params)
         self.recovery_timeout = recovery_timeout
         self.replace_members = replace_members or (lambda lost, deadline: [ln.endpoint for ln in self.links])
         self.recoveries = 0
@@ -171,7 +182,7 @@ class LeaderBraid(BraidedLLM):
         try:
             for m in running:
                 cache = None if caches is None else caches[m]
-                self.links[m].request(inputs[m], cache, logits=m == self.config.anchor)
+                self.links[m].request(inputs[m], cache, self._wanted(m))
             for p in range(self.lockstep.num_points):
                 states: list[torch.Tensor | None] = [None] * len(self.models)
                 for m in running:
@@ -181,7 +192,11 @@ class LeaderBraid(BraidedLLM):
                     self.links[m].send_update(updates[m])
             results: list[Any] = [None] * len(self.models)
             for m in running:
-                results[m] = SimpleNamespace(logits=self.links[m].recv_result())
+                got = self.links[m].recv_result()
+                top = (got["top_ids"].long(), got["top_probs"]) if "top_ids" in got else None
+                results[m] = SimpleNamespace(
+                    logits=got.get("logits"), final_hidden=got.get("final_hidden"), top=top
+                )
         except ChannelError as e:
             raise MemberLost(m, str(e)) from e
         except MemberFailed:
@@ -191,6 +206,19 @@ class LeaderBraid(BraidedLLM):
             if caches is not None:
                 caches[m].length += shapes[m][1]
         return results
+
+    def _wanted(self, m: int) -> dict[str, Any]:
+        """What member m sends back: the anchor its logits (and final state for an output-level strategy);
+        another member sharing the anchor's tokenizer, for an output-level strategy, its logits or their
+        top-k; members read through the bridge and members of a hidden-state braid, nothing."""
+        output = self.config.output_params if self.readout is not None else None
+        if m == self.config.anchor:
+            return {"logits": True, "final": output is not None}
+        if output is None or m in self.readout.bridges:
+            return {}
+        if output.top_k is None:
+            return {"logits": True}
+        return {"top_k": output.top_k, "vocab": self.anchor_model.vocab_size}
 
     # -- recovery -----------------------------------------------------------------------------------------
     def _reconnect(self, deadline: float) -> None:
@@ -202,13 +230,20 @@ class LeaderBraid(BraidedLLM):
         for link in self.links:
             while True:
                 try:
-                    link.connect(self.lockstep.points_at(link.index))
+                    link.connect(self.lockstep.points_at(link.index), self._bridge_spec(link.index))
                     break
                 except ChannelError as e:
                     if time.monotonic() > deadline:
                         msg = f"cannot reach member {link.index} at {link.endpoint}: {e}"
                         raise BraidUnavailable(msg) from e
                     time.sleep(0.1)
+
+    def _bridge_spec(self, m: int) -> dict[str, Any] | None:
+        bridges = self.readout.bridges if getattr(self, "readout", None) is not None else {}
+        if m not in bridges:
+            return None
+        anchor = self.config.model_configs[self.config.anchor].model_name
+        return {"anchor": anchor, "params": bridges[m].params.model_dump()}
 
     def recover(self, lost: MemberLost) -> None:
         """Close every link, get live endpoints (replacing lost members), re-dial; or BraidUnavailable."""
@@ -271,3 +306,41 @@ class LeaderBraid(BraidedLLM):
                 with contextlib.suppress(ChannelError):
                     link.chan.send_msg({"op": "bye"})
             link.close()
+
+
+class RemoteBridge:
+    """``CharBridge``'s interface for a member in another actor: its bridge runs there, next to its weights,
+    and only the anchor-vocabulary top-k of each position comes back."""
+
+    def __init__(self, leader: LeaderBraid, member: int, readings: list[str], params: Any):
+        self.leader, self.member, self.readings, self.params = leader, member, readings, params
+
+    def texts_dists(self, rows: list[list[int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        tensors = self._ask({"op": "bridge_texts", "rows": rows})
+        return [(tensors[i].long(), tensors[i + 1]) for i in range(0, len(tensors), 2)]
+
+    def text_dists(self, anchor_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.texts_dists([anchor_ids])[0]
+
+    def session(self) -> RemoteBridgeSession:
+        return RemoteBridgeSession(self)
+
+    def _ask(self, header: dict[str, Any]) -> list[torch.Tensor]:
+        link = self.leader.links[self.member]
+        try:
+            return link.ask(header)
+        except ChannelError as e:
+            raise MemberLost(self.member, str(e)) from e
+
+
+class RemoteBridgeSession:
+    def __init__(self, bridge: RemoteBridge):
+        self.bridge, self.id = bridge, uuid.uuid4().hex
+
+    def steps(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, probs = self.bridge._ask({"op": "bridge_steps", "session": self.id, "texts": texts})
+        return ids.long(), probs
+
+    def step(self, visible: str) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, probs = self.steps([visible])
+        return ids[:, 0], probs[:, 0]

@@ -129,6 +129,10 @@ class CharBridge:
     def session(self) -> BridgeSession:
         return BridgeSession(self)
 
+    def texts_dists(self, rows: list[list[int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``text_dists`` for several texts (a remote bridge answers them in one request)."""
+        return [self.text_dists(row) for row in rows]
+
     def text_dists(self, anchor_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """For anchor ids (T,): (ids (R, T, K), probs (R, T, K)), the next-token distribution at every
         position, one row per reading."""
@@ -150,6 +154,11 @@ class BridgeSession:
         self.bridge = bridge
         self.scorer = PrefixScorer(bridge.member)
         self.specials = prefix_specials(bridge.member.tokenizer)
+
+    def steps(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``step`` along several growing texts in turn: (ids (R, N, K), probs (R, N, K))."""
+        out = [self.step(text) for text in texts]
+        return torch.stack([o[0] for o in out], 1), torch.stack([o[1] for o in out], 1)
 
     def step(self, visible: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The anchor's next token after ``visible``: (ids (R, K), probs (R, K)) per reading."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from braid.fusion.attention import AttentionFusion
 from braid.fusion.base import FusionModule, StrategyParams
+from braid.fusion.calm import CalmFusion
 from braid.fusion.learned_weighted import LearnedWeightedFusion
 from braid.fusion.output import OutputFusion, OutputParams
 from braid.fusion.output_router import OutputRouterFusion
@@ -17,7 +18,14 @@ from braid.fusion.router import RouterFusion
 
 FUSION_STRATEGIES: dict[str, type[FusionModule] | type[OutputFusion]] = {
     cls.name: cls
-    for cls in (LearnedWeightedFusion, AttentionFusion, RouterFusion, OutputRouterFusion, PointerFusion)
+    for cls in (
+        LearnedWeightedFusion,
+        AttentionFusion,
+        RouterFusion,
+        CalmFusion,
+        OutputRouterFusion,
+        PointerFusion,
+    )
 }
 
 

@@ -25,6 +25,7 @@ class FusionModule(nn.Module):
 
     name: ClassVar[str]
     level: ClassVar[str] = "hidden"
+    one_way: ClassVar[bool] = False  # True: only the anchor receives updates, at every fusion point
     Params: ClassVar[type[StrategyParams]] = StrategyParams
 
     def __init__(

@@ -44,9 +44,12 @@ def build_fusion(config: BraidConfig, dims: list[int], components: int) -> Fusio
     if config.hidden_strategy is not None:
         strategy, last = get_strategy(config.hidden_strategy), len(config.fusion_layers) - 1
         points = [
-            strategy(dims, config.fusion_dim, config.hidden_params, [config.anchor] if p == last else None)
+            strategy(
+                dims, config.fusion_dim, config.hidden_params,
+                [config.anchor] if p == last or strategy.one_way else None,
+            )
             for p in range(last + 1)
-        ]
+        ]  # fmt: skip
     output = None
     if config.output_strategy is not None:
         cls = get_strategy(config.output_strategy)

@@ -27,7 +27,7 @@ def test_unknown_strategy_lists_valid_ones(trio, no_model_loads):
     with pytest.raises(ValidationError) as e:
         BraidedLLM(model_configs=members(trio), fusion_strategy="average")
     assert "fusion_strategy" in error_fields(e)
-    assert "attention, learned_weighted, output_router, pointer, router" in str(e.value)
+    assert "attention, calm, learned_weighted, output_router, pointer, router" in str(e.value)
 
 
 def test_fusion_layer_out_of_range(trio, no_model_loads):

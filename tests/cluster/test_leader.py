@@ -19,8 +19,11 @@ def serve(paths: list[str]) -> list[MemberServer]:
     return [MemberServer(ModelWrapper(p)).start() for p in paths]
 
 
-def pair(paths: list[str], strategy: str, layers: list[int] | None = None, **kw):
-    config = BraidConfig(model_configs=paths, fusion_strategy=strategy, fusion_layers=layers, fusion_dim=16)
+def pair(paths: list[str], strategy: str, layers: list[int] | None = None, params: dict | None = None, **kw):
+    config = BraidConfig(
+        model_configs=paths, fusion_strategy=strategy, fusion_layers=layers, fusion_dim=16,
+        strategy_params=params or {},
+    )  # fmt: skip
     local = BraidedLLM(config=config)
     randomize_fusion(local, seed=3)
     servers = serve(paths)
@@ -106,4 +109,50 @@ def test_sampled_generation_matches_with_the_same_signature(trio):
     local, leader, _ = pair(trio, "attention", layers=[0, 1])
     args = ("a quick brown", 16, 0.8)  # positional, as BraidedLLM.generate takes them
     assert leader.generate(*args, top_k=20, seed=3) == local.generate(*args, top_k=20, seed=3)
+    leader.close()
+
+
+def received(leader) -> int:
+    """Bytes the leader received from the members other than the anchor."""
+    return sum(link.chan.received for link in leader.links if link.index != leader.config.anchor)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "layers", "params"),
+    [("output_router", [], {}), ("pointer", [], {"top_k": 8}), ("attention+pointer", [0, 1], {})],
+)
+def test_output_level_strategies_match_over_the_channel(trio, strategy, layers, params):
+    params = {"pointer": params} if "+" in strategy else params
+    local, leader, _ = pair(trio, strategy, layers=layers, params=params)
+    ids, mask = batch(local, PROSE[:3])
+    want = local(ids, attention_mask=mask).logits.softmax(-1)
+    assert torch.allclose(leader(ids, attention_mask=mask).logits.softmax(-1), want, atol=1e-5)
+    prompt = "models exchange hidden"
+    assert leader.generate(prompt, max_new_tokens=16) == local.generate(prompt, max_new_tokens=16)
+    leader.close()
+
+
+def test_top_k_sends_a_fraction_of_the_bytes(trio):
+    """Members sharing the anchor's tokenizer send their full logits, or only the top-k entries (k ids and k
+    probabilities per position instead of a vocabulary-sized row: 8 + 8 of 300 here)."""
+    counts = {}
+    for top_k in (None, 8):
+        _, leader, _ = pair(trio, "output_router", layers=[], params={"top_k": top_k})
+        ids, mask = batch(leader, PROSE[:2])
+        before = received(leader)
+        leader(ids, attention_mask=mask)
+        counts[top_k] = received(leader) - before
+        leader.close()
+    assert counts[8] < counts[None] / 8, counts
+
+
+def test_cross_tokenizer_output_fusion_runs_the_bridge_in_the_member(cross_trio):
+    light = {"bridge": {"candidates": 24, "expand": 4, "depth": 2}}
+    local, leader, servers = pair(cross_trio, "output_router", layers=[], params=light)
+    ids, mask = batch(local, PROSE[:2])
+    want = local(ids, attention_mask=mask).logits.softmax(-1)
+    assert torch.allclose(leader(ids, attention_mask=mask).logits.softmax(-1), want, atol=1e-5)
+    prompt = "a quick brown"
+    assert leader.generate(prompt, max_new_tokens=12) == local.generate(prompt, max_new_tokens=12)
+    assert all(s.bridge is not None for s in servers[1:]) and servers[0].bridge is None
     leader.close()
