@@ -40,12 +40,12 @@ class AnchorMap:
         keys = [(tail, u) for u in continuations]
         found = {k: self.cache[k] for k in set(keys) if k in self.cache}
         todo = sorted(set(keys) - set(found))
-        if todo:
-            enc = self.tokenizer(
-                [t + u for t, u in todo], add_special_tokens=False, return_offsets_mapping=True
+        if todo:  # the fast tokenizer's own batch call: no per-row conversion into python objects
+            encodings = self.tokenizer.backend_tokenizer.encode_batch(
+                [t + u for t, u in todo], add_special_tokens=False
             )
-            for key, ids, offsets in zip(todo, enc["input_ids"], enc["offset_mapping"], strict=True):
-                found[key] = _token_at(ids, offsets, len(key[0]))
+            for key, enc in zip(todo, encodings, strict=True):
+                found[key] = _token_at(enc.ids, enc.offsets, len(key[0]))
                 self._store(key, found[key])
         return [found[k] for k in keys]
 

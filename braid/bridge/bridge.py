@@ -241,8 +241,11 @@ class BridgeSession:
         continue it and other tokens start a new word after ``reading`` (or after visible whitespace)."""
         surface = self.bridge.surface
         top = torch.topk(lp, min(k, lp.shape[0]))
+        probs = top.values.exp()
+        # the likeliest tokens up to 1 - 1e-4 of the mass: a sure member needs a handful, a lost one all k
+        n = int((probs.cumsum(0) < 1 - 1e-4).sum()) + 1
         out = []
-        for token, value in zip(top.indices.tolist(), top.values.tolist(), strict=True):
+        for token, value in zip(top.indices[:n].tolist(), top.values[:n].tolist(), strict=True):
             text = surface.texts[token]
             if text is None:
                 continue
@@ -259,8 +262,9 @@ class BridgeSession:
         """Look further, a member token at a time (``depth`` times), for the likeliest continuations that
         could still grow into a longer anchor token; the mass a look-ahead does not cover stays put."""
         amap, p = self.bridge.anchor_map, self.bridge.params
+        worth = 1e-3 * sum(h.mass for h in hyps)  # a look-ahead costs a forward: not for crumbs
         for _ in range(p.depth):
-            growable = [h for h in hyps if not h.final and amap.could_extend(h.text)]
+            growable = [h for h in hyps if not h.final and h.mass > worth and amap.could_extend(h.text)]
             growable = sorted(growable, key=lambda h: -h.mass)[: p.expand]
             if not growable:
                 break
@@ -279,7 +283,8 @@ class BridgeSession:
     def _to_anchor(self, visible: str, hyps: list[Hypothesis]) -> tuple[torch.Tensor, torch.Tensor]:
         """Sum the hypotheses' masses per anchor token; the top-k, normalised over what maps."""
         k = self.bridge.params.top_k
-        hyps = [h for h in hyps if h.text]
+        floor = 1e-7 * sum(h.mass for h in hyps)  # far below what any kept entry can weigh
+        hyps = [h for h in hyps if h.text and h.mass > floor]
         tokens = self.bridge.anchor_map.next_tokens(visible, [h.text for h in hyps])
         mass: dict[int, float] = {}
         for h, t in zip(hyps, tokens, strict=True):

@@ -1,0 +1,170 @@
+"""KV-arithmetic (CALM's key-value arithmetic): the anchor adds two values that only a member knows.
+
+Sixty random keys each have a digit. The values expert learned ``key=7.``; the anchor learned digit sums
+(``3+5=8.``) and the format ``key+key=<number>.`` with random numbers, so it can add but does not know a
+single value. Answering ``abc+def=`` needs the anchor to compute on what the member knows: output mixing
+cannot do it (no member ever predicts a sum), hidden-state fusion into the anchor's early blocks can.
+Fusion trains on keys 0-39 and is tested on pairs of keys 40-59. Mean +- sd over seeds.
+
+    python bench/kv_arith.py [--seeds 3] [--smoke-test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.composition import greedy, lora_rank_for, mean_sd, train_lora  # noqa: E402
+from bench.report import markdown_table, write_section  # noqa: E402
+from braid import BraidedLLM, ModelWrapper  # noqa: E402
+from braid.fusion import split_strategy  # noqa: E402
+from braid.train import TrainConfig, train_fusion  # noqa: E402
+from braid.zoo import build_model, pretrain_lm, train_tokenizer  # noqa: E402
+from braid.zoo.corpora import FactsDomain, stdlib_prose, value_labelled  # noqa: E402
+
+STRATEGIES = {"calm": (800, 3e-3), "attention": (800, 3e-3), "pointer": (300, 3e-3)}
+
+
+def task(seed: int) -> list[tuple[str, int]]:
+    keys = [k for k, _ in FactsDomain.make(60, seed=seed).facts]
+    rng = random.Random(seed + 7)
+    return [(k, rng.randint(0, 9)) for k in keys]
+
+
+def lines(make, count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(make(rng) for _ in range(4)) for _ in range(count)]
+
+
+def digit_sum(rng: random.Random) -> str:
+    a, b = rng.randint(0, 9), rng.randint(0, 9)
+    return f"{a}+{b}={a + b}."
+
+
+def composed(rows, rng: random.Random, known: bool) -> str:
+    """``key+key=sum.``: the true sum of their values, or (``known=False``) a random one (the format)."""
+    (a, va), (b, vb) = rng.choice(rows), rng.choice(rows)
+    total = va + vb if known else rng.randint(0, 9) + rng.randint(0, 9)
+    return f"{a}+{b}={total}."
+
+
+def build_models(root: Path, rows, steps: int, seed: int) -> tuple[dict[str, str], object]:
+    values = lambda r: "{}={}.".format(*r.choice(rows))  # noqa: E731
+    shape = lambda r: composed(rows, r, known=False)  # noqa: E731
+    tok = train_tokenizer(
+        stdlib_prose() + lines(shape, 300, seed) + lines(digit_sum, 300, seed), vocab_size=400
+    )
+    specs = [
+        ("anchor", "llama", 64, 4, lines(digit_sum, 2000, seed + 1) + lines(shape, 2000, seed + 2), steps),
+        ("values", "qwen2", 64, 3, lines(values, 3000, seed + 3), steps),
+    ]
+    paths = {}
+    for name, family, hidden, layers, data, n in specs:
+        model = build_model(family, len(tok), hidden=hidden, layers=layers, seed=len(name) + 100 * seed)
+        pretrain_lm(model, tok, data, steps=n, lr=3e-3, seed=seed)
+        model.save_pretrained(root / name)
+        tok.save_pretrained(root / name)
+        paths[name] = str(root / name)
+    return paths, tok
+
+
+def accuracy(generate, rows) -> float:
+    """Exact sums over every ordered pair of distinct held-out keys (a fixed sample of 40)."""
+    pairs = [(a, b) for a in rows for b in rows if a != b]
+    pairs = random.Random(0).sample(pairs, min(40, len(pairs)))
+    return sum(generate(f"{a}+{b}=") == str(va + vb) for (a, va), (b, vb) in pairs) / len(pairs)
+
+
+def one_seed(
+    seed: int, strategies: dict[str, tuple[int, float]], steps: int, lora_steps: int
+) -> dict[str, dict]:
+    torch.manual_seed(seed)
+    rows = task(seed)
+    seen, unseen = rows[:40], rows[40:]
+    out: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths, tok = build_models(Path(tmp), rows, steps, seed)
+        train = value_labelled(tok, lines(lambda r: composed(seen, r, known=True), 600, seed + 4))
+        for name in ("anchor", "values"):
+            model = ModelWrapper(paths[name])
+            out[f"{name} alone"] = {
+                "params": None,
+                "exact": accuracy(lambda p, m=model: greedy(m, tok, p), unseen),
+            }
+        budget = 0
+        for strategy, (n, lr) in strategies.items():
+            start = time.perf_counter()
+            braided = BraidedLLM(
+                model_configs=[paths["anchor"], paths["values"]], fusion_strategy=strategy, fusion_dim=32,
+                fusion_layers=[0, 1] if split_strategy(strategy)[0] else [],
+            )  # fmt: skip
+            train_fusion(
+                braided,
+                train,
+                TrainConfig(max_steps=n, learning_rate=lr, progress=False, eval_fraction=0.0, seed=seed),
+            )
+            gen = lambda p, b=braided: b.generate(p, max_new_tokens=4, stop=".").strip()  # noqa: E731
+            budget = max(budget, braided.num_fusion_parameters())
+            out[f"braid ({strategy})"] = {
+                "params": braided.num_fusion_parameters(),
+                "exact": accuracy(gen, unseen),
+            }
+            print(
+                f"seed {seed} {strategy}: {out[f'braid ({strategy})']['exact']:.0%} ({time.perf_counter() - start:.0f}s)",
+                flush=True,
+            )
+        rank = lora_rank_for(ModelWrapper(paths["anchor"]).model, budget)
+        lora, n_lora = train_lora(paths["anchor"], train, rank, lora_steps, 3e-3, seed)
+        out[f"LoRA on anchor (rank {rank})"] = {
+            "params": n_lora,
+            "exact": accuracy(lambda p: greedy(lora, tok, p), unseen),
+        }
+    return out
+
+
+def run(smoke_test: bool = False, seeds: int = 3, steps: int = 1200) -> list[list[str]]:
+    strategies = {s: (3, lr) for s, (_, lr) in STRATEGIES.items()} if smoke_test else STRATEGIES
+    per_seed = [
+        one_seed(s, strategies, 40 if smoke_test else steps, 3 if smoke_test else 800) for s in range(seeds)
+    ]
+    rows = [
+        [
+            name,
+            "-" if runs[0]["params"] is None else f"{runs[0]['params']:,}",
+            mean_sd([r["exact"] for r in runs]),
+        ]
+        for name in per_seed[0]
+        for runs in [[s[name] for s in per_seed]]
+    ]
+    md = markdown_table(["model", "trained params", "exact sum, held-out keys"], rows)
+    print(md)
+    if not smoke_test:
+        fusion = ", ".join(f"{s} {n} steps" for s, (n, _) in STRATEGIES.items())
+        body = (
+            f"Anchor (Llama 64x4) trained on digit sums and the format with random numbers; values expert "
+            f"(Qwen2 64x3) on `key=digit.`; {steps} pretraining steps each. Fusion on sums over keys 0-39 "
+            f"({fusion}, lr 3e-3, value-only labels), tested on 40 pairs of keys 40-59; hidden-state strategies "
+            f"at anchor blocks 0 and 1; LoRA rank matched to the largest braid, 800 steps. Mean ± sd over "
+            f"{seeds} seeds.\n\n" + md
+        )
+        write_section(
+            "kv_arith", "KV-arithmetic (bench/kv_arith.py)", f"python bench/kv_arith.py --seeds {seeds}", body
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--smoke-test", action="store_true")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=1200)
+    args = parser.parse_args()
+    run(smoke_test=args.smoke_test, seeds=1 if args.smoke_test else args.seeds, steps=args.steps)
