@@ -130,7 +130,8 @@ def one_seed(
     return out
 
 
-def run(smoke_test: bool = False, seeds: int = 3, steps: int = 1200) -> list[list[str]]:
+def run(smoke_test: bool = False, tiny: bool = False, seeds: int = 3, steps: int = 1200) -> list[list[str]]:
+    """``tiny`` is accepted for ``braid bench``; the task trains its own small models either way."""
     strategies = {s: (3, lr) for s, (_, lr) in STRATEGIES.items()} if smoke_test else STRATEGIES
     per_seed = [
         one_seed(s, strategies, 40 if smoke_test else steps, 3 if smoke_test else 800) for s in range(seeds)

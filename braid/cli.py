@@ -221,7 +221,8 @@ def bench(
     ),
     tiny: bool = typer.Option(False, help="use the tiny zoo"),
 ) -> None:
-    """braid-bench: members vs braids on the zoo's domains (bench/quality.py), then the composition task."""
+    """braid-bench: members vs braids on the zoo's domains (bench/quality.py), then the composition and
+    KV-arithmetic tasks."""
     import importlib
     import sys
 
@@ -232,7 +233,7 @@ def bench(
         )
         raise typer.Exit(2)
     sys.path.insert(0, str(root))
-    for name in ("bench.quality", "bench.composition"):
+    for name in ("bench.quality", "bench.composition", "bench.kv_arith"):
         importlib.import_module(name).run(smoke_test=smoke_test, tiny=tiny)
 
 

@@ -22,7 +22,9 @@ def shared_bridge(member: Any, anchor_tokenizer: Any, params: OutputParams):
     share its memoised distributions (the member is frozen, so they stay valid)."""
     from braid.bridge import BridgeParams, CharBridge
 
-    bridge_params = BridgeParams(**params.bridge.model_dump(), top_k=params.top_k or 256)
+    # a bridged member's distribution is kept to its 64 likeliest anchor tokens unless top_k says otherwise:
+    # memoised per text for training, (R, T, K) each (same quality on the zoo's domains as 256)
+    bridge_params = BridgeParams(**params.bridge.model_dump(), top_k=params.top_k or 64)
     store = member.__dict__.setdefault("_bridges", {})
     key = (id(anchor_tokenizer), bridge_params)
     if key not in store:
@@ -71,6 +73,7 @@ class Readout:
         for m in self.members:
             if m in self.bridges:
                 m_ids, m_probs = (x.to(anchor.device) for x in bridged[m])  # (B, R, T, K)
+                m_ids = m_ids.long()
                 probs += list(from_top_k(m_ids, m_probs, anchor_probs.unsqueeze(1)).unbind(1))
                 valid += list((m_probs.sum(-1) > 0).unbind(1))
                 continue

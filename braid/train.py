@@ -39,6 +39,23 @@ class TrainConfig(BaseModel):
     progress: bool = True
 
 
+# The training recipe per strategy level, from the measured curves in BENCHMARKS.md ("Training curves",
+# bench/curve.py): steps and learning rate where held-out mixture perplexity stopped improving.
+RECIPES: dict[str, dict[str, Any]] = {
+    "output": {"learning_rate": 1e-2, "max_steps": 400},
+    "hidden": {"learning_rate": 3e-3, "max_steps": 800},
+}
+
+
+def recipe(strategy: str, **overrides: Any) -> TrainConfig:
+    """The measured ``TrainConfig`` for ``strategy`` (a hidden-state part sets it when there is one: its
+    modules need the slower schedule), batch 8, texts cut at 128 anchor tokens; ``overrides`` win."""
+    from braid.fusion import split_strategy
+
+    level = "hidden" if split_strategy(strategy)[0] else "output"
+    return TrainConfig(**{"batch_size": 8, "max_length": 128, **RECIPES[level], **overrides})
+
+
 @dataclass
 class TrainHistory:
     train_loss: list[float] = field(default_factory=list)

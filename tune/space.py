@@ -29,7 +29,7 @@ class SearchSpace(BaseModel):
     fusion_points: tuple[int, ...] = (1, 2)
     placements: tuple[Placement, ...] = ("early", "spread", "late")
     strategies: tuple[str, ...] | None = Field(
-        None, description="default: every registered hidden-state strategy; 'a+b' combines two levels"
+        None, description="default: every registered strategy of either level; 'a+b' combines two levels"
     )
     fusion_dims: tuple[int, ...] = (8, 16, 32)
     lr: tuple[float, float] = (3e-4, 1e-2)
@@ -88,7 +88,7 @@ class SearchSpace(BaseModel):
             "braid": tune.choice(self.braids(pool)),
             "fusion_points": tune.choice(list(self.fusion_points)),
             "placement": tune.choice(list(self.placements)),
-            "strategy": tune.choice(list(self.strategies or strategy_names(output=False))),
+            "strategy": tune.choice(list(self.strategies or strategy_names())),
             "fusion_dim": tune.choice(list(self.fusion_dims)),
             "lr": tune.loguniform(*self.lr),
             "steps": tune.choice(list(self.steps)),

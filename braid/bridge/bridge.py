@@ -140,8 +140,8 @@ class CharBridge:
         if key not in self.memo:
             visible, ends = visible_ends(self.anchor_tokenizer, anchor_ids)
             session = self.session()
-            steps = [session.step(visible[:e]) for e in ends]
-            self.memo[key] = (torch.stack([s[0] for s in steps], 1), torch.stack([s[1] for s in steps], 1))
+            ids, probs = session.steps([visible[:e] for e in ends])
+            self.memo[key] = (ids.int(), probs)  # int32 ids: the memo holds every training text
             if len(self.memo) > 20_000:
                 self.memo.popitem(last=False)
         return self.memo[key]
@@ -154,6 +154,7 @@ class BridgeSession:
         self.bridge = bridge
         self.scorer = PrefixScorer(bridge.member)
         self.specials = prefix_specials(bridge.member.tokenizer)
+        self._stable: tuple[str, list[int]] = ("", list(self.specials))  # text before the word, its tokens
 
     def steps(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """``step`` along several growing texts in turn: (ids (R, N, K), probs (R, N, K))."""
@@ -164,8 +165,10 @@ class BridgeSession:
         """The anchor's next token after ``visible``: (ids (R, K), probs (R, K)) per reading."""
         b, surface = self.bridge, self.bridge.surface
         start = word_start(b.member.tokenizer, visible)
-        stable = member_tokenize(b.member.tokenizer, [visible[:start]])[0][0] if start else self.specials
-        self.scorer.set_prefix(list(stable) or self.specials)
+        if visible[:start] != self._stable[0]:  # a new word began: the words before it are final
+            ids = member_tokenize(b.member.tokenizer, [visible[:start]])[0][0] if start else self.specials
+            self._stable = (visible[:start], list(ids) or list(self.specials))
+        self.scorer.set_prefix(self._stable[1])
         word = visible[start:]
         closed = surface.lossy and word != word.rstrip()  # whitespace after a WordPiece word ends it
         core = word.strip() if surface.lossy else word

@@ -23,7 +23,14 @@ class DecisionSpace(BaseModel):
     """The discrete choices of the heads (continuous params are predicted as values in their ranges)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    strategies: tuple[str, ...] = ("attention", "learned_weighted", "router")
+    strategies: tuple[str, ...] = (
+        "attention",
+        "calm",
+        "learned_weighted",
+        "router",
+        "output_router",
+        "pointer",
+    )
     fusion_points: tuple[int, ...] = (1, 2)
     placements: tuple[str, ...] = ("early", "spread", "late")
     fusion_dims: tuple[int, ...] = (8, 16, 32)

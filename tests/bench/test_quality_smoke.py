@@ -6,7 +6,9 @@ from tests.bench.conftest import ROOT, run_smoke
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["bench/quality.py", "bench/composition.py"])
+@pytest.mark.parametrize(
+    "script", ["bench/quality.py", "bench/composition.py", "bench/kv_arith.py", "bench/curve.py"]
+)
 def test_benchmark_runs_end_to_end_in_smoke_mode(tiny_zoo, script):
     cache, _ = tiny_zoo
     assert "| model |" in run_smoke(script, BRAID_CACHE=str(cache))

@@ -103,4 +103,6 @@ def test_distributions_are_causal_and_generation_reads_the_same(trained_members,
     session = bridge.session()
     for t, end in enumerate(ends):
         step_ids, step_probs = session.step(visible[:end])
-        assert torch.equal(step_ids, ids_a[:, t]) and torch.allclose(step_probs, probs_a[:, t], atol=1e-6)
+        assert torch.equal(step_ids, ids_a[:, t].long()) and torch.allclose(
+            step_probs, probs_a[:, t], atol=1e-6
+        )
