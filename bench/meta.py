@@ -122,7 +122,8 @@ def tuned_k(truth: Truth, vecs: dict[str, torch.Tensor], train: list[str]) -> in
     return min((1, 2, 3, 4, 5), key=loss)
 
 
-def evaluate(records: list, pool: list, smoke: bool) -> None:
+def evaluate(records: list, pool: list, smoke: bool, alone: dict[str, float] | None = None) -> None:
+    """``alone``: per task, the best member's score alone (a decision "beats its best member" above it)."""
     agent0 = MetaBraider(pool, SPACE)
     truth = Truth(records, agent0)
     vecs = {t: encode_task(MetaTask.of(info)) for t, info in truth.tasks.items()}
@@ -155,6 +156,8 @@ def evaluate(records: list, pool: list, smoke: bool) -> None:
                       "kNN": s[knn_choice(truth, vecs, t, train, k)], "meta-braider": s[chosen]}  # fmt: skip
             for m, v in choice.items():
                 rows[m] += oracle - v
+            if alone is not None:
+                BEATS.append((s[chosen] > alone[t], oracle > alone[t]))
             gaps += oracle - s[fixed]
             checks += constraint_checks(agent, truth, t, rng, 5 if smoke else 40)
         FEW_SHOT.append(few_shot(agent, records, pool, truth, held, smoke))
@@ -164,6 +167,9 @@ def evaluate(records: list, pool: list, smoke: bool) -> None:
 
 
 FEW_SHOT: list[tuple[list[float], list[float]]] = []
+BEATS: list[
+    tuple[bool, bool]
+] = []  # per held-out task: the meta-braider's choice, the oracle beat the best member
 K_SHOT = 10
 
 
@@ -327,6 +333,12 @@ def report(rows, gaps, latencies, picks, checks, n_configs: int, smoke: bool) ->
             f"observations of the other variant of its type {statistics.mean(shots):.2f}, with full data "
             f"{statistics.mean(full):.2f}; ratio {ratio:.2f}."
         )
+    if BEATS:
+        summary += (
+            f"\n\nAgainst the best member alone (scored as an untrained braid of itself): the meta-braider's "
+            f"choice beats it on {sum(b for b, _ in BEATS)} of {len(BEATS)} held-out tasks; the best measured "
+            f"config does on {sum(o for _, o in BEATS)}."
+        )
     if ONLINE:
         summary += (
             "\n\nOnline phase (held-out tasks arrive in turn, each method learns from the true score): "
@@ -379,7 +391,10 @@ def main() -> None:
     records = measure_all(zoo, pool, specs, n, path)
     if args.records_only:
         return
-    evaluate(records, pool, smoke=args.smoke_test)
+    from tune.trainable import member_scores
+
+    alone = {spec.name: max(member_scores(spec, zoo).values()) for spec in specs}
+    evaluate(records, pool, smoke=args.smoke_test, alone=alone)
 
 
 if __name__ == "__main__":

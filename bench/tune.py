@@ -22,6 +22,7 @@ from tune.report import best, by_task, config_differences, pareto_plot  # noqa: 
 from tune.space import SearchSpace  # noqa: E402
 from tune.sweep import SweepConfig, run_sweep  # noqa: E402
 from tune.tasks import TaskSuite  # noqa: E402
+from tune.trainable import member_scores  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -58,6 +59,7 @@ def main() -> None:
         asha, asha_s = arm("asha", suite, space, zoo, pool, n, storage)
         full, full_s = arm("fifo", suite, space, zoo, pool, n, storage)
     ray.shutdown()
+    alone = {spec.name: member_scores(spec, zoo) for spec in suite.tasks}
     rows = []
     for task in by_task(full):
         a, f = by_task(asha)[task], by_task(full)[task]
@@ -72,18 +74,23 @@ def main() -> None:
          "compute ratio", "stopped early"], rows,
     )  # fmt: skip
     winners = {t: best(rs) for t, rs in by_task(full).items()}
+    top = {t: max(alone[t].items(), key=lambda kv: kv[1]) for t in winners}
     bests = markdown_table(
-        ["task", "type", "best anchor", "members", "strategy", "layers", "fusion_dim", "score"],
+        ["task", "type", "best anchor", "members", "strategy", "layers", "fusion_dim", "score",
+         "best member alone", "beats it"],
         [[t, b.task.type, b.config.anchor, "+".join(b.config.members), b.config.strategy,
-          str(list(b.config.fusion_layers)), str(b.config.fusion_dim), f"{b.metrics['score']:.3f}"]
+          str(list(b.config.fusion_layers)), str(b.config.fusion_dim), f"{b.metrics['score']:.3f}",
+          f"{top[t][0]} {top[t][1]:.3f}", "yes" if b.metrics["score"] > top[t][1] else "no"]
          for t, b in winners.items()],
     )  # fmt: skip
+    beating = beats_best_member(full, top)
     diffs = config_differences(full)
     summary = (
         f"Compute: ASHA ran {total_a} fusion steps vs {total_f} ({total_a / total_f:.0%}), wall {asha_s:.0f} s vs "
         f"{full_s:.0f} s ({asha_s / full_s:.0%}), {n} trials per task each.\n\n"
         f"Distinct best values across the {len(rows)} task types: "
         + ", ".join(f"{k} {v}" for k, v in diffs.items())
+        + f"\n\n{beating}"
     )
     print(table, bests, summary, sep="\n\n")
     if not args.smoke_test:
@@ -103,6 +110,31 @@ SCORE_NOTE = (
     "the greedy answer's correct-prefix share are in the records). Tiny zoo, random search, seed 0; ASHA: "
     "grace 1 report, reduction factor 2, one report per 10 steps."
 )
+
+
+def beats_best_member(records, top: dict[str, tuple[str, float]]) -> str:
+    """How often a braid beats the best member alone on its task: Tune's best configurations, and all trials
+    (by strategy level)."""
+    winners = {t: best(rs) for t, rs in by_task(records).items()}
+    won = sum(b.metrics["score"] > top[t][1] for t, b in winners.items())
+    trials = [r for r in records if r.metrics["score"] > top[r.task.name][1]]
+    levels: dict[str, int] = {}
+    for r in trials:
+        level = "+".join(p for p in ("hidden", "output") if p in _levels(r.config.strategy))
+        levels[level] = levels.get(level, 0) + 1
+    detail = ", ".join(f"{k}: {v}" for k, v in sorted(levels.items())) or "none"
+    return (
+        f"Beating the best member alone (each member scored as an untrained braid of itself, by the same "
+        f"evaluation): Tune's best configuration on {won} of {len(winners)} tasks; {len(trials)} of {len(records)} "
+        f"trials ({detail})."
+    )
+
+
+def _levels(strategy: str) -> set[str]:
+    from braid.fusion import split_strategy
+
+    hidden, output = split_strategy(strategy)
+    return {name for name, part in (("hidden", hidden), ("output", output)) if part}
 
 
 def verdict(rows: list[list[str]], ratio: float) -> str:

@@ -66,7 +66,7 @@ def composition(console: Console, work: Path, quick: bool) -> dict[str, Any]:
     console.rule("0/7 a question no member can answer alone")
     start = time.perf_counter()
     rows = task(seed=0)
-    paths, tok = build_models(work / "composition", rows, steps=300 if quick else 600)
+    paths, tok = build_models(work / "composition", rows, steps=600)  # fewer and the digit expert guesses
     braided = BraidedLLM(model_configs=list(paths.values()), fusion_strategy="pointer", fusion_dim=32)
     train_fusion(
         braided, training_set(tok, rows[:40], seed=4), recipe("pointer", max_steps=300, progress=False)

@@ -34,6 +34,18 @@ def build_braid(choice: BraidChoice, zoo: dict[str, str]):
     )
 
 
+def member_scores(spec: TaskSpec, zoo: dict[str, str]) -> dict[str, float]:
+    """Each pool member alone on ``spec`` (its ``score``): an untrained braid of a member with itself is
+    exactly that member (zero-started gates), and goes through the same evaluation as every trial."""
+    from braid.braided import BraidedLLM
+
+    scores = {}
+    for name, path in zoo.items():
+        alone = BraidedLLM(model_configs=[path, path], fusion_strategy="output_router", fusion_layers=[])
+        scores[name] = evaluate_task(alone, spec)["score"]
+    return scores
+
+
 def measure_cost(braided, prompt: str, new_tokens: int = 8, rounds: int = 3) -> Cost:
     """Decode ms per token: timed single-token steps after the prompt's (untimed) prefill, greedy and not
     stopped by EOS, so neither the prompt's length nor an early EOS changes what a token costs; the median step

@@ -29,7 +29,7 @@ def is_dead(ray, actor) -> bool:
         return True
 
 
-@pytest.mark.parametrize("strategy", ["learned_weighted", "attention", "router"])
+@pytest.mark.parametrize("strategy", ["learned_weighted", "attention", "router", "calm+pointer"])
 def test_ray_placement_matches_local(ray_local, trio, strategy, tmp_path):
     local, remote = local_and_ray(trio, strategy, tmp_path)
     with remote:

@@ -14,6 +14,7 @@ def test_demo_quick_runs_end_to_end(tiny_zoo, tmp_path, monkeypatch):
     cache, _ = tiny_zoo
     monkeypatch.setenv("BRAID_CACHE", str(cache))  # the session's zoo, already built
     out = main(quick=True, workdir=tmp_path)
+    assert out["composition"]["right"] >= 3  # held-out keys no member answers alone
     first, second, arithmetic, streamed = out["turns"]
     (call,) = first["braid"]["tool_calls"]
     assert call["name"] == "extract_content" and call["error"] is None
