@@ -105,15 +105,7 @@ def one_seed(
         budget = 0
         for strategy, (steps, lr) in strategies.items():
             start = time.perf_counter()
-            braided = BraidedLLM(
-                model_configs=[paths["anchor"], paths["letters"], paths["digit"]], fusion_strategy=strategy,
-                fusion_layers=[0, 1] if split_strategy(strategy)[0] else [], fusion_dim=32,
-            )  # fmt: skip
-            config = TrainConfig(
-                max_steps=steps, learning_rate=lr, progress=False, eval_fraction=0.0, seed=seed
-            )
-            train_fusion(braided, train, config)
-            gen = lambda p, b=braided: b.generate(p, max_new_tokens=8, stop=".").strip()  # noqa: E731
+            braided, gen = fused(list(paths.values()), strategy, steps, lr, train, seed)
             budget = max(budget, braided.num_fusion_parameters())
             scores = accuracy(gen, unseen)
             out[f"braid ({strategy})"] = {
@@ -129,6 +121,18 @@ def one_seed(
             "params": n_lora, "scores": scores, "seconds": time.perf_counter() - start,
         }  # fmt: skip
     return out
+
+
+def fused(members: list[str], strategy: str, steps: int, lr: float, train, seed: int, new_tokens: int = 8):
+    """A braid of ``members`` (the first is the anchor) trained on ``train``, and its greedy answer function.
+    Hidden-state strategies fuse at anchor blocks 0 and 1; output-level ones after the last."""
+    braided = BraidedLLM(
+        model_configs=members, fusion_strategy=strategy, fusion_dim=32,
+        fusion_layers=[0, 1] if split_strategy(strategy)[0] else [],
+    )  # fmt: skip
+    config = TrainConfig(max_steps=steps, learning_rate=lr, progress=False, eval_fraction=0.0, seed=seed)
+    train_fusion(braided, train, config)
+    return braided, lambda prompt: braided.generate(prompt, max_new_tokens=new_tokens, stop=".").strip()
 
 
 def mean_sd(values: list[float]) -> str:

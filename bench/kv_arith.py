@@ -22,12 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.composition import greedy, lora_rank_for, mean_sd, train_lora  # noqa: E402
+from bench.composition import fused, greedy, lora_rank_for, mean_sd, train_lora  # noqa: E402
 from bench.report import markdown_table, write_section  # noqa: E402
-from braid import BraidedLLM, ModelWrapper  # noqa: E402
-from braid.fusion import split_strategy  # noqa: E402
-from braid.train import TrainConfig, train_fusion  # noqa: E402
-from braid.zoo import build_model, pretrain_lm, train_tokenizer  # noqa: E402
+from braid import ModelWrapper  # noqa: E402
+from braid.zoo import train_tokenizer  # noqa: E402
+from braid.zoo.composition import train_models  # noqa: E402
 from braid.zoo.corpora import FactsDomain, stdlib_prose, value_labelled  # noqa: E402
 
 STRATEGIES = {"calm": (800, 3e-3), "attention": (800, 3e-3), "pointer": (300, 3e-3)}
@@ -66,14 +65,7 @@ def build_models(root: Path, rows, steps: int, seed: int) -> tuple[dict[str, str
         ("anchor", "llama", 64, 4, lines(digit_sum, 2000, seed + 1) + lines(shape, 2000, seed + 2), steps),
         ("values", "qwen2", 64, 3, lines(values, 3000, seed + 3), steps),
     ]
-    paths = {}
-    for name, family, hidden, layers, data, n in specs:
-        model = build_model(family, len(tok), hidden=hidden, layers=layers, seed=len(name) + 100 * seed)
-        pretrain_lm(model, tok, data, steps=n, lr=3e-3, seed=seed)
-        model.save_pretrained(root / name)
-        tok.save_pretrained(root / name)
-        paths[name] = str(root / name)
-    return paths, tok
+    return train_models(root, tok, specs, seed), tok
 
 
 def accuracy(generate, rows) -> float:
@@ -102,25 +94,13 @@ def one_seed(
         budget = 0
         for strategy, (n, lr) in strategies.items():
             start = time.perf_counter()
-            braided = BraidedLLM(
-                model_configs=[paths["anchor"], paths["values"]], fusion_strategy=strategy, fusion_dim=32,
-                fusion_layers=[0, 1] if split_strategy(strategy)[0] else [],
-            )  # fmt: skip
-            train_fusion(
-                braided,
-                train,
-                TrainConfig(max_steps=n, learning_rate=lr, progress=False, eval_fraction=0.0, seed=seed),
+            braided, gen = fused(
+                [paths["anchor"], paths["values"]], strategy, n, lr, train, seed, new_tokens=4
             )
-            gen = lambda p, b=braided: b.generate(p, max_new_tokens=4, stop=".").strip()  # noqa: E731
             budget = max(budget, braided.num_fusion_parameters())
-            out[f"braid ({strategy})"] = {
-                "params": braided.num_fusion_parameters(),
-                "exact": accuracy(gen, unseen),
-            }
-            print(
-                f"seed {seed} {strategy}: {out[f'braid ({strategy})']['exact']:.0%} ({time.perf_counter() - start:.0f}s)",
-                flush=True,
-            )
+            exact = accuracy(gen, unseen)
+            out[f"braid ({strategy})"] = {"params": braided.num_fusion_parameters(), "exact": exact}
+            print(f"seed {seed} {strategy}: {exact:.0%} ({time.perf_counter() - start:.0f}s)", flush=True)
         rank = lora_rank_for(ModelWrapper(paths["anchor"]).model, budget)
         lora, n_lora = train_lora(paths["anchor"], train, rank, lora_steps, 3e-3, seed)
         out[f"LoRA on anchor (rank {rank})"] = {

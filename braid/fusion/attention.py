@@ -13,21 +13,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import field_validator
 from torch import nn
 
-from braid.fusion.base import FusionModule, StrategyParams
+from braid.fusion.base import FusionModule, HeadsParams
 
 
-class AttentionParams(StrategyParams):
-    num_heads: int = 4
-
-    @field_validator("num_heads")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError("num_heads must be >= 1")
-        return v
+class AttentionParams(HeadsParams):
+    pass
 
 
 class AttentionFusion(FusionModule):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from torch import nn
 
 
@@ -18,6 +18,19 @@ class StrategyParams(BaseModel):
     """Strategy-specific settings; subclasses add fields. Unknown keys are an error."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HeadsParams(StrategyParams):
+    """Settings of the attention-shaped strategies."""
+
+    num_heads: int = 4
+
+    @field_validator("num_heads")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("num_heads must be >= 1")
+        return v
 
 
 class FusionModule(nn.Module):
@@ -52,6 +65,12 @@ class FusionModule(nn.Module):
     def num_members(self) -> int:
         return len(self.member_dims)
 
+    def project(self, states: list[torch.Tensor], members, valid: torch.Tensor | None) -> torch.Tensor:
+        """(B, len(members), T, F): the members' normalised, down-projected states, zero where invalid
+        (``valid``: (B, len(members), T) or None)."""
+        z = torch.stack([self.down[i](self.norms[i](states[i])) for i in members], 1)
+        return z if valid is None else z * valid.unsqueeze(-1).to(z.dtype)
+
     def mix(self, z: torch.Tensor, valid: torch.Tensor | None, cache: dict[str, Any] | None) -> torch.Tensor:
         """z: (B, M, T, F) projected states (zero where invalid); valid: (B, M, T) bool, None if all valid.
 
@@ -67,11 +86,7 @@ class FusionModule(nn.Module):
     ) -> list[torch.Tensor | None]:
         """states[i]: (B, T, D_i) in the anchor frame; valid: (B, M, T) bool, None when every member has a
         state at every position. Returns updates[i]: (B, T, D_i), None for non-receivers."""
-        z = torch.stack(
-            [down(norm(h)) for h, norm, down in zip(states, self.norms, self.down, strict=True)], 1
-        )
-        if valid is not None:
-            z = z * valid.unsqueeze(-1).to(z.dtype)  # (B, M, T, F)
+        z = self.project(states, range(self.num_members), valid)  # (B, M, T, F)
         mixed = self.mix(z, valid, cache)
         gates = torch.tanh(self.gate)
         updates: list[torch.Tensor | None] = [None] * self.num_members

@@ -19,22 +19,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
+from pydantic import Field
 from torch import nn
 
-from braid.fusion.base import FusionModule, StrategyParams
+from braid.fusion.base import FusionModule, HeadsParams
 
 
-class CalmParams(StrategyParams):
-    num_heads: int = 4
+class CalmParams(HeadsParams):
     window: int = Field(default=64, ge=1, description="offsets with their own bias; farther ones share one")
-
-    @field_validator("num_heads")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError("num_heads must be >= 1")
-        return v
 
 
 class CalmFusion(FusionModule):
@@ -67,11 +59,10 @@ class CalmFusion(FusionModule):
     ) -> list[torch.Tensor | None]:
         """states[i]: (B, T, D_i) in the anchor frame. Returns the anchor's update; None for the others."""
         others = [i for i in range(self.num_members) if i != self.anchor]
-        z = torch.stack([self.down[i](self.norms[i](states[i])) for i in others], 1)  # (B, M', T, F)
-        if valid is not None:
-            z = z * valid[:, others].unsqueeze(-1).to(z.dtype)
+        valid = None if valid is None else valid[:, others]
+        z = self.project(states, others, valid)  # (B, M', T, F)
         q = self.q(self.query_norm(states[self.anchor]))  # (B, T, F): the anchor's full state asks
-        mixed = self._attend(q, z, None if valid is None else valid[:, others], cache)  # (B, T, F)
+        mixed = self._attend(q, z, valid, cache)  # (B, T, F)
         updates: list[torch.Tensor | None] = [None] * self.num_members
         updates[self.anchor] = torch.tanh(self.gate[0]) * self.up[0](mixed)
         return updates

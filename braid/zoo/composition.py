@@ -56,6 +56,12 @@ def build_models(root: Path, rows: list[Row], steps: int, seed: int = 0) -> tupl
         ("letters", "qwen2", 64, 3, texts(rows, letters_line, 3000, seed + 2), steps),
         ("digit", "gpt2", 64, 3, texts(rows, digit_line, 3000, seed + 3), steps),
     ]
+    return train_models(root, tok, specs, seed), tok
+
+
+def train_models(root: Path, tok, specs: list[tuple], seed: int) -> dict[str, str]:
+    """(name, family, hidden, layers, texts, steps) -> a model trained on ``texts`` and saved with ``tok``
+    under ``root / name``; returns {name: directory}."""
     paths = {}
     for name, family, hidden, layers, data, n in specs:
         model = build_model(family, len(tok), hidden=hidden, layers=layers, seed=len(name) + 100 * seed)
@@ -63,7 +69,7 @@ def build_models(root: Path, rows: list[Row], steps: int, seed: int = 0) -> tupl
         model.save_pretrained(root / name)
         tok.save_pretrained(root / name)
         paths[name] = str(root / name)
-    return paths, tok
+    return paths
 
 
 def training_set(tok, rows: list[Row], seed: int, count: int = 400) -> list[dict[str, list[int]]]:
