@@ -7,11 +7,17 @@ from tests.bench.conftest import ROOT, run_smoke
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "script", ["bench/quality.py", "bench/composition.py", "bench/kv_arith.py", "bench/curve.py"]
+    ("script", "header"),
+    [
+        ("bench/quality.py", "| model |"),
+        ("bench/composition.py", "| model |"),
+        ("bench/kv_arith.py", "| model |"),
+        ("bench/curve.py", "| strategy |"),
+    ],
 )
-def test_benchmark_runs_end_to_end_in_smoke_mode(tiny_zoo, script):
+def test_benchmark_runs_end_to_end_in_smoke_mode(tiny_zoo, script, header):
     cache, _ = tiny_zoo
-    assert "| model |" in run_smoke(script, BRAID_CACHE=str(cache))
+    assert header in run_smoke(script, BRAID_CACHE=str(cache))
 
 
 def test_quality_plot_from_recorded_rows(tmp_path, monkeypatch):
