@@ -7,7 +7,8 @@ anchor position; a cross-tokenizer member's come from ``braid.bridge``), with th
 
     p(t) = (1 - sum_c g_c(t)) * p_anchor(t) + sum_c g_c(t) * q_c(t)
 
-Every component weight ``g_c`` starts at exactly 0 and stays in [0, 1] (``box``), so an untrained braid
+Every component weight ``g_c`` starts at exactly 0 and stays in [0, 1] (``box``), their sum at most
+``1 - ANCHOR_FLOOR`` (so no member can rule out a token the anchor expects), so an untrained braid
 returns the anchor's logits bit for bit. ``mixture_correction`` returns ``log p - log p_anchor``, which the
 braid adds to the anchor's raw logits.
 
@@ -58,9 +59,12 @@ class MemberDists:
     valid: torch.Tensor  # (B, C, T) bool: the component has a distribution at this anchor position
 
     def confidence(self) -> torch.Tensor:
-        """(B, C, T, 2) features a router can read cheaply: top-1 log-probability and entropy (nats)."""
+        """(B, C, T, 2) features a router can read cheaply: top-1 log-probability and entropy, both in
+        units of log V so they sit in [-1, 1] whatever the vocabulary (raw nats would dwarf the
+        normalised anchor state next to them and make the router's steps erratic)."""
         p = self.probs.clamp(min=1e-12)
         feats = torch.stack([p.amax(-1).log(), -(self.probs * p.log()).sum(-1)], -1)
+        feats = feats / math.log(self.probs.shape[-1])
         return feats * self.valid.unsqueeze(-1).to(feats.dtype)
 
 
@@ -110,12 +114,25 @@ def normalise_weights(g: torch.Tensor, dim: int) -> torch.Tensor:
     return g / total.clamp(min=1.0)
 
 
+GRAD_FLOOR = 0.05
+# The anchor always keeps this share of the mass. A member can rule a token out entirely (a bridged arithmetic
+# expert gives "." after "Python 3" ~1e-30): with its weight at 1, that one token costs ~69 nats, more than
+# the rest of a text together. At 1% it costs at most log(100) = 4.6 nats more than the anchor alone, while
+# trusting a member fully costs at most log(1/0.99) = 0.01 nats per token.
+ANCHOR_FLOOR = 0.01
+
+
 class _MixtureCorrection(torch.autograd.Function):
     """log p - log p_anchor for p = (1 - sum_c g_c) p_anchor + sum_c g_c q_c, exact 0 where every g_c is 0.
 
     Written out by hand because the autograd of logsumexp(log g + log q) is 0 * inf at g = 0: this is the
     analytic gradient, d log p / d g_c = (q_c - p_anchor) / p, with the ratio's exponent capped so a token
     the anchor gives almost no mass cannot overflow it.
+
+    The ratio q_c / p is at most 1 / g_c, but at g_c = 0 it is unbounded: a token the anchor gives 1e-9
+    and a member 0.5 would pull the weight with a gradient of 5e8 and drown every other position in the
+    batch. So the ratios are capped at 1 / max(g_c, GRAD_FLOOR): exact wherever g_c >= GRAD_FLOOR, and a
+    bounded push of at most 1 / GRAD_FLOOR per position below it.
     """
 
     @staticmethod
@@ -130,8 +147,10 @@ class _MixtureCorrection(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         lp_a, lq, g, w_a, log_p = ctx.saved_tensors
-        r_a = (lp_a - log_p).clamp(max=50.0).exp()  # p_a / p
-        r_q = (lq - log_p.unsqueeze(1)).clamp(max=50.0).exp()  # (B, C, T, V): q_c / p
+        cap_a = -w_a.clamp(min=GRAD_FLOOR).log().unsqueeze(-1)  # (B, T, 1)
+        cap_q = -g.clamp(min=GRAD_FLOOR).log().unsqueeze(-1)  # (B, C, T, 1)
+        r_a = torch.minimum(lp_a - log_p, cap_a).exp()  # p_a / p
+        r_q = torch.minimum(lq - log_p.unsqueeze(1), cap_q).exp()  # (B, C, T, V): q_c / p
         grad_g = (grad.unsqueeze(1) * (r_q - r_a.unsqueeze(1))).sum(-1)
         grad_lp_a = grad * (w_a.unsqueeze(-1) * r_a - 1.0)
         grad_lq = grad.unsqueeze(1) * g.unsqueeze(-1) * r_q
@@ -183,7 +202,7 @@ class OutputFusion(nn.Module):
         logits = anchor_logits.float()
         lp_a = torch.log_softmax(logits, -1)
         q, g = self.components(self.norm(anchor_hidden.float()), dists, lp_a.exp(), cache)
-        g = normalise_weights(box(g), dim=1)
+        g = (1.0 - ANCHOR_FLOOR) * normalise_weights(box(g), dim=1)
         lq = q.clamp(min=1e-30).log()  # (B, C, T, V)
         aux = None
         if labels is not None and self.training and self.trains_components and self.params.aux_weight:
