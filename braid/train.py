@@ -42,7 +42,7 @@ class TrainConfig(BaseModel):
 # The training recipe per strategy level, from the measured curves in BENCHMARKS.md ("Training curves",
 # bench/curve.py): steps and learning rate where held-out mixture perplexity stopped improving.
 RECIPES: dict[str, dict[str, Any]] = {
-    "output": {"learning_rate": 1e-2, "max_steps": 400},
+    "output": {"learning_rate": 3e-3, "max_steps": 400},
     "hidden": {"learning_rate": 3e-3, "max_steps": 800},
 }
 

@@ -62,10 +62,15 @@ class MemberDists:
         """(B, C, T, 2) features a router can read cheaply: top-1 log-probability and entropy, both in
         units of log V so they sit in [-1, 1] whatever the vocabulary (raw nats would dwarf the
         normalised anchor state next to them and make the router's steps erratic)."""
-        p = self.probs.clamp(min=1e-12)
-        feats = torch.stack([p.amax(-1).log(), -(self.probs * p.log()).sum(-1)], -1)
-        feats = feats / math.log(self.probs.shape[-1])
+        feats = confidence_features(self.probs)
         return feats * self.valid.unsqueeze(-1).to(feats.dtype)
+
+
+def confidence_features(probs: torch.Tensor) -> torch.Tensor:
+    """(..., V) distributions -> (..., 2): top-1 log-probability and entropy, in units of log V."""
+    p = probs.clamp(min=1e-12)
+    feats = torch.stack([p.amax(-1).log(), -(probs * p.log()).sum(-1)], -1)
+    return feats / math.log(probs.shape[-1])
 
 
 def top_k_dists(log_probs: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,17 +1,21 @@
 """output_router: a per-token weight for each member's own next-token distribution, mixed with the anchor's.
 
-The weights read the anchor's final state and how confident each member is at this position (its top-1
-log-probability and its entropy), so the router can tell "this is code" and "the code member is sure"
-apart. Zero-initialised: an untrained braid is exactly its anchor.
+The weights read the anchor's final state, how confident the anchor and each member are at this position
+(top-1 log-probability and entropy) and how much each member agrees with the anchor (the log of the
+mass they share), so the router can tell "this is code", "the code member is sure" and "the anchor is sure
+and the member disagrees" apart: the last is where a member that never saw this kind of text (an
+arithmetic expert after "Python 3") would rule out the right token. Zero-initialised: an untrained braid
+is exactly its anchor.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
-from braid.fusion.output import MemberDists, OutputFusion, OutputParams, zero_linear
+from braid.fusion.output import MemberDists, OutputFusion, OutputParams, confidence_features, zero_linear
 
 
 class OutputRouterFusion(OutputFusion):
@@ -22,7 +26,7 @@ class OutputRouterFusion(OutputFusion):
         self, anchor_dim: int, num_members: int, fusion_dim: int, params: OutputParams | None = None
     ):
         super().__init__(anchor_dim, num_members, fusion_dim, params)
-        self.router = zero_linear(anchor_dim + 2 * num_members, num_members)
+        self.router = zero_linear(anchor_dim + 2 + 3 * num_members, num_members)
         # The weights' common offset: named "gate" so training gives it the gates' learning rate.
         self.gate = torch.nn.Parameter(torch.zeros(num_members))
 
@@ -31,6 +35,9 @@ class OutputRouterFusion(OutputFusion):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         b, m, t, _ = dists.probs.shape
         conf = dists.confidence().permute(0, 2, 1, 3).reshape(b, t, 2 * m)  # (B, T, 2M)
-        g = (self.router(torch.cat([h, conf], -1)) + self.gate).transpose(1, 2)  # (B, M, T)
+        shared = (dists.probs * anchor_probs.unsqueeze(1)).sum(-1).clamp(min=1e-12)  # (B, M, T)
+        agree = (shared.log() / math.log(anchor_probs.shape[-1])) * dists.valid  # in units of log V
+        feats = [h, confidence_features(anchor_probs), conf, agree.transpose(1, 2)]
+        g = (self.router(torch.cat(feats, -1)) + self.gate).transpose(1, 2)  # (B, M, T)
         g = g.masked_fill(~dists.valid, -1.0)  # no distribution there: no weight
         return dists.probs, g
