@@ -205,7 +205,10 @@ def test_members_with_their_own_tokenizer_are_read_through_the_bridge(cross_trio
         steps = [session.feed(ids[:, :3])[0]] + [
             session.feed(ids[:, t : t + 1])[0] for t in range(3, ids.shape[1])
         ]
-    # probabilities, not logits: a token no component gives mass has a logit at the clamp (about -63)
+    # probabilities, not logits: a token no component gives mass has a logit at the clamp (about -63).
+    # Float noise between passes of different lengths reaches ~4e-7 (causal) and ~1e-6 (cached) here; an
+    # edit that leaks moves position 5 by ~0.1.
     p_full, p_other = full.softmax(-1), other.softmax(-1)
-    assert torch.allclose(p_full[:5], p_other[:5], atol=1e-6) and not torch.allclose(p_full[5], p_other[5])
-    assert torch.allclose(torch.stack(steps).softmax(-1), full[2:].softmax(-1), atol=1e-5)
+    assert torch.allclose(p_full[:5], p_other[:5], atol=1e-5)
+    assert not torch.allclose(p_full[5], p_other[5], atol=1e-3)
+    assert torch.allclose(torch.stack(steps).softmax(-1), full[2:].softmax(-1), atol=3e-5)
