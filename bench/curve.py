@@ -26,7 +26,7 @@ from braid.zoo import build_zoo  # noqa: E402
 PAIR = ("prose-llama", "code-qwen2")
 SETTINGS = [  # (strategy, learning rate, fusion_dim)
     ("output_router", 3e-3, 16), ("output_router", 1e-2, 16), ("output_router", 3e-2, 16),
-    ("pointer", 1e-2, 16), ("calm", 1e-3, 16), ("calm", 3e-3, 16),
+    ("pointer", 3e-3, 16), ("pointer", 1e-2, 16), ("calm", 1e-3, 16), ("calm", 3e-3, 16),
 ]  # fmt: skip
 CHECKPOINTS = (50, 100, 200, 400, 800, 1600)
 
