@@ -113,8 +113,13 @@ def cell(values: list[float]) -> str:
 
 
 def run(
-    smoke_test: bool = False, tiny: bool = False, seeds: int = 3, steps: int | None = None
+    smoke_test: bool = False,
+    tiny: bool = False,
+    seeds: int = 3,
+    steps: int | None = None,
+    plans: list[int] | None = None,
 ) -> list[list[str]]:
+    """``plans``: indexes into PLANS to run (default all; a smoke test runs the first)."""
     tiny = tiny or smoke_test
     paths = build_zoo(tiny=tiny, progress=not smoke_test)
     sets = held_out_sets(4 if smoke_test else 40)
@@ -124,7 +129,8 @@ def run(
     alone = {name: evaluate(m, m.tokenizer, sets) for name, m in members.items()}
     rows = [[n, "-", "-", *(f"{v:.3f}" for v in s.values()), "-", "1.000"] for n, s in alone.items()]
     results = []
-    for group, strategy in PLANS[:1] if smoke_test else PLANS:
+    chosen = [PLANS[0]] if smoke_test else [PLANS[i] for i in plans] if plans else PLANS
+    for group, strategy in chosen:
         start = time.time()
         runs = []
         for seed in range(seeds):
@@ -150,7 +156,7 @@ def run(
     table = markdown_table(header, rows)
     print(table)
     if not smoke_test:
-        report(table, rows, alone, results, tiny, seeds, steps)
+        report(table, rows, alone, results, tiny, seeds, steps, plans)
     return rows
 
 
@@ -185,7 +191,14 @@ def summary(alone: dict, results: list) -> list[str]:
 
 
 def report(
-    table: str, rows: list[list[str]], alone: dict, results: list, tiny: bool, seeds: int, steps: int | None
+    table: str,
+    rows: list[list[str]],
+    alone: dict,
+    results: list,
+    tiny: bool,
+    seeds: int,
+    steps: int | None,
+    plans: list[int] | None = None,
 ) -> None:
     plot = plot_rows(rows)
     recipe_note = (
@@ -202,12 +215,19 @@ def report(
         + table
         + "\n\n"
         + "\n".join(summary(alone, results))
+        + skipped_note(plans)
         + f"\n\n![quality]({plot.relative_to(DOCS.parent)})"
     )
     write_section(
         "quality", "braid-bench: members vs braids (bench/quality.py)",
-        "python bench/quality.py" + (" --tiny" if tiny else "") + f" --seeds {seeds}", body,
+        "python bench/quality.py" + (" --tiny" if tiny else "") + f" --seeds {seeds}"
+        + (f" --plans {','.join(map(str, plans))}" if plans else ""), body,
     )  # fmt: skip
+
+
+def skipped_note(plans: list[int] | None) -> str:
+    left = [f"{'+'.join(g)} {st}" for i, (g, st) in enumerate(PLANS) if plans and i not in plans]
+    return f"\n- Not run this time (`--plans`): {'; '.join(left)}." if left else ""
 
 
 def plot_rows(rows: list[list[str]]) -> Path:
@@ -258,6 +278,10 @@ if __name__ == "__main__":
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=None, help="default: the strategy's recipe")
+    parser.add_argument(
+        "--plans", type=lambda v: [int(i) for i in v.split(",")], default=None,
+        help="comma-separated indexes into PLANS (default: all rows)",
+    )  # fmt: skip
     parser.add_argument("--replot", action="store_true", help="redraw docs/quality.png from BENCHMARKS.md")
     args = parser.parse_args()
     if args.replot:
@@ -268,4 +292,5 @@ if __name__ == "__main__":
         tiny=args.tiny,
         seeds=1 if args.smoke_test else args.seeds,
         steps=args.steps,
+        plans=args.plans,
     )
