@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from braid.fusion import split_strategy
 from braid.meta import BraidingDecision, DecisionNet, DecisionSpace, Infeasible, MetaBraider, MetaTask
 from braid.meta.agent import policy_log_prob
 from braid.meta.features import MODEL_DIM, TASK_DIM
@@ -42,7 +43,9 @@ def test_decision_converts_to_a_braid_config(trio):
     assert isinstance(decision, BraidingDecision) and decision.anchor in decision.members
     config = decision.to_braid_config(agent.paths)
     assert config.model_configs[0].model_name == agent.paths[decision.anchor]
-    assert config.fusion_strategy == decision.strategy and len(config.fusion_layers) == decision.fusion_points
+    # an output-level strategy alone has no fusion points, whatever the decision's point count says
+    points = decision.fusion_points if split_strategy(decision.strategy)[0] else 0
+    assert config.fusion_strategy == decision.strategy and len(config.fusion_layers) == points
     braided = agent.create_braided_model(decision)
     assert braided.config == config
 
