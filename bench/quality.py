@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from bench.report import markdown_table, write_section  # noqa: E402
 from braid import BraidedLLM, ModelWrapper  # noqa: E402
@@ -93,6 +94,32 @@ def member_span_s(member: ModelWrapper, prompt: str, full: str) -> float:
     return time.perf_counter() - start
 
 
+def memo_path(paths: dict[str, str], group, m: int, bridge) -> Path:
+    """Where member ``group[m]``'s bridge memo lives: beside the zoo, keyed by the anchor, the settings and
+    the bridge's own source, so a change to the bridge never reads stale distributions."""
+    import hashlib
+
+    source = sorted((ROOT / "braid" / "bridge").glob("*.py")) + [ROOT / "braid" / "tokenview.py"]
+    key = hashlib.sha256(
+        "|".join(
+            [paths[group[0]], bridge.params.model_dump_json(), *(f.read_text() for f in source)]
+        ).encode()
+    ).hexdigest()[:16]
+    return Path(paths[group[m]]).parent / "bridge-memo" / f"{group[m]}-{key}.pt"
+
+
+def bridge_memos(braided: BraidedLLM, paths: dict[str, str], group, save: bool = False) -> None:
+    """Read (or write) the memoised distributions of the braid's bridged members: computing them is most of
+    a cross-tokenizer row's time, and they depend on the text alone."""
+    for m, bridge in (braided.readout.bridges if braided.readout else {}).items():
+        path = memo_path(paths, group, m, bridge)
+        if save:
+            path.parent.mkdir(exist_ok=True)
+            bridge.save_memo(path)
+        elif not bridge.memo:
+            bridge.load_memo(path)
+
+
 def train_braid(members, paths, group, strategy, train, seed: int, steps: int | None) -> BraidedLLM:
     depth = members[ANCHOR].num_layers
     braided = BraidedLLM(
@@ -100,6 +127,7 @@ def train_braid(members, paths, group, strategy, train, seed: int, steps: int | 
         fusion_layers=default_fusion_layers(depth, 2) if split_strategy(strategy)[0] else [],
         models=[members[n] for n in group],
     )  # fmt: skip
+    bridge_memos(braided, paths, group)
     config = recipe(strategy).model_copy(update={"seed": seed, "progress": False, "eval_fraction": 0.0})
     if steps is not None:
         config = config.model_copy(update={"max_steps": steps})
@@ -136,6 +164,7 @@ def run(
         for seed in range(seeds):
             braided = train_braid(members, paths, group, strategy, train, seed, steps)
             runs.append(evaluate(braided, braided.tokenizer, sets))
+        bridge_memos(braided, paths, group, save=not smoke_test)
         share = braided.num_fusion_parameters() / members[ANCHOR].num_parameters
         ratio = decode_ratio(braided, sets["prose"][0], new_tokens=4 if smoke_test else 16)
         scores = {d: [r[d] for r in runs] for d in runs[0]}

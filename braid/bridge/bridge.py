@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -128,6 +129,21 @@ class CharBridge:
 
     def session(self) -> BridgeSession:
         return BridgeSession(self)
+
+    def save_memo(self, path: str | Path) -> None:
+        """Write the memoised distributions: a function of the text alone for this member, anchor
+        tokenizer and settings, so a benchmark can reuse them across processes."""
+        torch.save({"params": self.params.model_dump(), "memo": dict(self.memo)}, path)
+
+    def load_memo(self, path: str | Path) -> int:
+        """Add the distributions ``save_memo`` wrote with the same settings; returns how many were read."""
+        if not Path(path).exists():
+            return 0
+        data = torch.load(path)
+        if data["params"] != self.params.model_dump():
+            return 0
+        self.memo.update(data["memo"])
+        return len(data["memo"])
 
     def texts_dists(self, rows: list[list[int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """``text_dists`` for several texts (a remote bridge answers them in one request)."""

@@ -106,3 +106,17 @@ def test_distributions_are_causal_and_generation_reads_the_same(trained_members,
         assert torch.equal(step_ids, ids_a[:, t].long()) and torch.allclose(
             step_probs, probs_a[:, t], atol=1e-6
         )
+
+
+def test_memo_round_trips_through_a_file_only_with_the_same_settings(trained_members, kinds, tmp_path):
+    anchor = kinds["bpe"]
+    ids = anchor("the quick brown fox", add_special_tokens=False)["input_ids"]
+    bridge = CharBridge(trained_members["unigram"], anchor, BridgeParams(expand=4))
+    expected = bridge.text_dists(ids)
+    bridge.save_memo(tmp_path / "memo.pt")
+    again = CharBridge(trained_members["unigram"], anchor, BridgeParams(expand=4))
+    assert again.load_memo(tmp_path / "memo.pt") == 1
+    assert all(torch.equal(x, y) for x, y in zip(again.memo[tuple(ids)], expected, strict=True))
+    other = CharBridge(trained_members["unigram"], anchor, BridgeParams(expand=5))
+    assert other.load_memo(tmp_path / "memo.pt") == 0 and not other.memo
+    assert other.load_memo(tmp_path / "missing.pt") == 0
