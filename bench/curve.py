@@ -48,13 +48,14 @@ def curve(members, paths, strategy: str, lr: float, dim: int, train, sets, check
     return out
 
 
-def run(smoke_test: bool = False) -> list[list[str]]:
+def run(smoke_test: bool = False, strategies: list[str] | None = None) -> list[list[str]]:
+    """``strategies``: run only the SETTINGS rows of these strategies (default all)."""
     paths = build_zoo(tiny=smoke_test, progress=not smoke_test)
     members = {n: ModelWrapper(paths[n]) for n in PAIR}
     sets = held_out_sets(4 if smoke_test else 40)
     train = mixed_train_set(8 if smoke_test else 200)
     checkpoints = (1, 2) if smoke_test else CHECKPOINTS
-    settings = SETTINGS[:1] if smoke_test else SETTINGS
+    settings = SETTINGS[:1] if smoke_test else [s for s in SETTINGS if not strategies or s[0] in strategies]
     rows = []
     for strategy, lr, dim in settings:
         start = time.time()
@@ -72,11 +73,15 @@ def run(smoke_test: bool = False) -> list[list[str]]:
             + ". Gates train at 10x the learning rate.\n\n"
             + md
         )
-        write_section("curve", "Training curves (bench/curve.py)", "python bench/curve.py", body)
+        command = "python bench/curve.py" + (f" --strategies {','.join(strategies)}" if strategies else "")
+        write_section("curve", "Training curves (bench/curve.py)", command, body)
     return rows
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--smoke-test", action="store_true")
-    run(smoke_test=parser.parse_args().smoke_test)
+    parser.add_argument("--strategies", type=lambda v: v.split(","), default=None,
+                        help="comma-separated strategies of SETTINGS to run (default: all rows)")  # fmt: skip
+    args = parser.parse_args()
+    run(smoke_test=args.smoke_test, strategies=args.strategies)
