@@ -419,5 +419,17 @@ def same_tokenizer(a: Any, b: Any) -> bool:
         return False
     backend_a, backend_b = getattr(a, "backend_tokenizer", None), getattr(b, "backend_tokenizer", None)
     if backend_a is not None and backend_b is not None:
-        return backend_a.to_str() == backend_b.to_str()
+        return _tokenizer_json(backend_a) == _tokenizer_json(backend_b)
     return type(a) is type(b) and a.get_vocab() == b.get_vocab()
+
+
+def _tokenizer_json(backend: Any) -> dict:
+    """A fast tokenizer's definition without its call-time state: a call with ``truncation`` or ``padding``
+    leaves them set on the backend, which made the anchor's tokenizer differ from an identical member's
+    after the first training batch (and the member was then read through the bridge)."""
+    import json
+
+    data = json.loads(backend.to_str())
+    data.pop("truncation", None)
+    data.pop("padding", None)
+    return data

@@ -108,3 +108,20 @@ def test_right_padding_does_not_leak_into_real_positions(trio, tokenizer, strate
         batched = braided(enc["input_ids"], enc["attention_mask"]).logits
         single = braided(alone).logits
     assert torch.allclose(batched[1, : alone.shape[1]], single[0], atol=1e-5)
+
+
+def test_a_tokenizer_called_with_truncation_is_still_the_same_tokenizer(trio):
+    """Calls with truncation or padding leave state on a fast tokenizer's backend; a member sharing the
+    anchor's tokenizer must not turn into a cross-tokenizer member after a training batch."""
+    from braid.braided import same_tokenizer
+
+    a, b = ModelWrapper(trio[0]).tokenizer, ModelWrapper(trio[0]).tokenizer
+    a(["a text", "a longer text"], truncation=True, max_length=4, padding=True)
+    assert a is not b and same_tokenizer(a, b)
+    braided = BraidedLLM(model_configs=[trio[0], trio[0]], fusion_strategy="output_router", fusion_layers=[])
+    braided.tokenizer("a text to train on", truncation=True, max_length=4)
+    again = BraidedLLM(
+        model_configs=[trio[0], trio[0]], fusion_strategy="output_router", fusion_layers=[],
+        models=[braided.models[0], ModelWrapper(trio[0])],
+    )  # fmt: skip
+    assert again.cross_members == set()
