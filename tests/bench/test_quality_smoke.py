@@ -26,6 +26,7 @@ def test_quality_plot_from_recorded_rows(tmp_path, monkeypatch):
 
     rows = quality.recorded_rows()
     assert rows and all(len(r) == 10 for r in rows)
+    assert any("±" in r[3] for r in rows)  # braid rows are the mean ± sd over seeds
     monkeypatch.setattr(quality, "DOCS", tmp_path)
     out = quality.plot_rows(rows)
     assert out == tmp_path / "quality.png" and out.stat().st_size > 10_000
