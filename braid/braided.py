@@ -103,8 +103,8 @@ class BraidedLLM(nn.Module):
         self.readout = None
         if config.output_strategy is not None:
             self.readout = Readout(list(models), config.anchor, own, config.output_params)
-        components = len(self.readout.components) if self.readout else 0
-        self.fusion_modules = build_fusion(config, [m.hidden_size for m in models], components).to(
+        readings = self.readout.readings if self.readout else []
+        self.fusion_modules = build_fusion(config, [m.hidden_size for m in models], readings).to(
             self.anchor_model.device
         )
         self.use_offsets: bool | None = None  # None: the tokenizer's offsets where it has them
@@ -145,7 +145,7 @@ class BraidedLLM(nn.Module):
         inputs, alignment, _ = batch_views(self, input_ids, attention_mask)
         outs = self.run_members(inputs, alignment, output_hidden_states=output_hidden_states)
         bridged = self.readout.text_dists(input_ids, attention_mask) if self.readout else {}
-        logits, aux = self.output_logits(outs, alignment, bridged=bridged, labels=labels)
+        logits, aux = self.output_logits(outs, alignment, bridged=bridged, labels=labels, input_ids=input_ids)
         loss = None if labels is None else causal_lm_loss(logits, labels)
         if loss is not None and aux is not None:
             loss = loss + aux
@@ -197,17 +197,19 @@ class BraidedLLM(nn.Module):
         cache: dict[str, Any] | None = None,
         bridged: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None,
         labels: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Anchor-vocabulary logits (B, T, V) of a braided pass (the anchor's own, or the output-level
         strategy's mixture of every member's next-token distribution with them), and the output
         strategy's auxiliary loss (training mode with labels only). ``bridged``: the distributions of
-        members read through the bridge, m -> (ids, probs) (B, R, T, K)."""
+        members read through the bridge, m -> (ids, probs) (B, R, T, K); ``input_ids`` (B, T): the anchor's
+        tokens at these positions, which the output strategy judges its members by."""
         anchor = outs[self.config.anchor]
         output = self.fusion_modules.output
         if output is None:
             return anchor.logits, None
         dists = self.readout.dists(outs, alignment, bridged or {})
-        return output(anchor.logits, anchor.final_hidden, dists, cache, labels)
+        return output(anchor.logits, anchor.final_hidden, dists, cache, labels, input_ids)
 
     def generate(
         self,

@@ -90,7 +90,9 @@ class BraidSession:
         bridged = {}
         for m, session in self.bridges.items():  # (R, T, K) -> (1, R, T, K)
             bridged[m] = tuple(x.unsqueeze(0) for x in session.steps([self.visible[:e] for e in ends]))
-        return self.braided.output_logits(outs, alignment, self.output_cache, bridged)[0][:, -1].float()
+        ids = inputs[self.braided.config.anchor]["input_ids"]
+        logits, _ = self.braided.output_logits(outs, alignment, self.output_cache, bridged, input_ids=ids)
+        return logits[:, -1].float()
 
     def _prefill(self, input_ids: torch.Tensor) -> torch.Tensor:
         """The prompt in one pass, as a forward would see it; member caches keep only their final tokens."""

@@ -43,6 +43,8 @@ class Readout:
             for m in self.members
             for r in range(len(self.bridges[m].readings) if m in self.bridges else 1)
         ]
+        # how many distributions each non-anchor member gives, in member order
+        self.readings = [sum(1 for c, _ in self.components if c == m) for m in self.members]
 
     def text_dists(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None

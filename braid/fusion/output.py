@@ -57,6 +57,8 @@ class MemberDists:
 
     probs: torch.Tensor  # (B, C, T, V), each row summing to 1 where valid
     valid: torch.Tensor  # (B, C, T) bool: the component has a distribution at this anchor position
+    # (B, C, T, R): how much better than the anchor each predicted the text so far (``braid.fusion.evidence``)
+    evidence: torch.Tensor | None = None
 
     def confidence(self) -> torch.Tensor:
         """(B, C, T, 2) features a router can read cheaply: top-1 log-probability and entropy, both in
@@ -71,6 +73,13 @@ def confidence_features(probs: torch.Tensor) -> torch.Tensor:
     p = probs.clamp(min=1e-12)
     feats = torch.stack([p.amax(-1).log(), -(probs * p.log()).sum(-1)], -1)
     return feats / math.log(probs.shape[-1])
+
+
+def agreement(probs: torch.Tensor, anchor_probs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(B, C, T): the log of the mass each component shares with the anchor (sum_v p_a q_c), in units of
+    log V; 0 where the component has no distribution."""
+    shared = (probs * anchor_probs.unsqueeze(1)).sum(-1).clamp(min=1e-12)  # (B, C, T)
+    return (shared.log() / math.log(anchor_probs.shape[-1])) * valid
 
 
 def top_k_dists(log_probs: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,7 +180,9 @@ def mixture_correction(lp_a: torch.Tensor, lq: torch.Tensor, g: torch.Tensor) ->
 class OutputFusion(nn.Module):
     """Base class of output-level strategies: subclasses implement ``components``.
 
-    ``anchor_dim`` is the anchor's hidden width, ``num_members`` how many non-anchor members feed it.
+    ``anchor_dim`` is the anchor's hidden width, ``num_members`` how many non-anchor members feed it and
+    ``readings`` how many distributions each of them gives (more than 1 for a whitespace-lossy bridged
+    member: ``braid.fusion.readings`` picks between them before the strategy sees one per member).
     """
 
     name: ClassVar[str]
@@ -180,12 +191,23 @@ class OutputFusion(nn.Module):
     trains_components: ClassVar[bool] = False  # True when the components have parameters of their own
 
     def __init__(
-        self, anchor_dim: int, num_members: int, fusion_dim: int, params: OutputParams | None = None
+        self,
+        anchor_dim: int,
+        num_members: int,
+        fusion_dim: int,
+        params: OutputParams | None = None,
+        readings: list[int] | None = None,
     ):
         super().__init__()
+        from braid.fusion.readings import ReadingSelector
+
         self.anchor_dim, self.num_members, self.fusion_dim = anchor_dim, num_members, fusion_dim
         self.params = params or self.Params()
         self.norm = nn.RMSNorm(anchor_dim)  # the anchor's final state, as its LM head reads it
+        readings = [1] * num_members if readings is None else list(readings)
+        if len(readings) != num_members or min(readings, default=1) < 1:
+            raise ValueError(f"readings {readings} must give a count >= 1 for each of {num_members} members")
+        self.readings = ReadingSelector(anchor_dim, readings)
 
     def components(
         self, h: torch.Tensor, dists: MemberDists, anchor_probs: torch.Tensor, cache: dict[str, Any] | None
@@ -201,18 +223,36 @@ class OutputFusion(nn.Module):
         dists: MemberDists,
         cache: dict[str, Any] | None = None,
         labels: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """anchor_logits (B, T, V), anchor_hidden (B, T, D_a) its final state -> (mixed logits (B, T, V),
-        the components' own loss when training with ``labels`` (B, T), else None)."""
+        """anchor_logits (B, T, V), anchor_hidden (B, T, D_a) its final state, input_ids (B, T) the anchor
+        tokens at these positions (None: no evidence features, as for a text's first token) -> (mixed
+        logits (B, T, V), the components' own loss when training with ``labels`` (B, T), else None)."""
+        from braid.fusion.evidence import realised_gain
+
         logits = anchor_logits.float()
         lp_a = torch.log_softmax(logits, -1)
-        q, g = self.components(self.norm(anchor_hidden.float()), dists, lp_a.exp(), cache)
+        h, anchor_probs = self.norm(anchor_hidden.float()), lp_a.exp()
+        dists = self.readings(h, dists, anchor_probs)  # (B, M, T, V): one distribution per member
+        if input_ids is not None:
+            ev_cache = None if cache is None else cache.setdefault("evidence", {})
+            gain = realised_gain(dists.probs.detach(), lp_a.detach(), input_ids, dists.valid, ev_cache)
+            dists = MemberDists(dists.probs, dists.valid, gain)
+        strategy_cache = None if cache is None else cache.setdefault("strategy", {})
+        q, g = self.components(h, dists, anchor_probs, strategy_cache)
         g = (1.0 - ANCHOR_FLOOR) * normalise_weights(box(g), dim=1)
         lq = q.clamp(min=1e-30).log()  # (B, C, T, V)
         aux = None
-        if labels is not None and self.training and self.trains_components and self.params.aux_weight:
-            aux = self.params.aux_weight * component_loss(lq, labels)
+        if labels is not None and self.training and self.params.aux_weight:
+            aux = self._aux_loss(lq, dists, labels)
         return logits + mixture_correction(lp_a, lq, g), aux
+
+    def _aux_loss(self, lq: torch.Tensor, dists: MemberDists, labels: torch.Tensor) -> torch.Tensor | None:
+        """Trainable components and reading choices scored on their own next-token loss (None: neither)."""
+        parts = [component_loss(lq, labels)] if self.trains_components else []
+        if chosen := self.readings.selected:
+            parts.append(component_loss(dists.probs[:, chosen].clamp(min=1e-30).log(), labels))
+        return self.params.aux_weight * sum(parts) if parts else None
 
 
 def component_loss(lq: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -10,12 +10,19 @@ is exactly its anchor.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
-from braid.fusion.output import MemberDists, OutputFusion, OutputParams, confidence_features, zero_linear
+from braid.fusion.evidence import RATES
+from braid.fusion.output import (
+    MemberDists,
+    OutputFusion,
+    OutputParams,
+    agreement,
+    confidence_features,
+    zero_linear,
+)
 
 
 class OutputRouterFusion(OutputFusion):
@@ -23,10 +30,15 @@ class OutputRouterFusion(OutputFusion):
     Params = OutputParams
 
     def __init__(
-        self, anchor_dim: int, num_members: int, fusion_dim: int, params: OutputParams | None = None
+        self,
+        anchor_dim: int,
+        num_members: int,
+        fusion_dim: int,
+        params: OutputParams | None = None,
+        readings: list[int] | None = None,
     ):
-        super().__init__(anchor_dim, num_members, fusion_dim, params)
-        self.router = zero_linear(anchor_dim + 2 + 3 * num_members, num_members)
+        super().__init__(anchor_dim, num_members, fusion_dim, params, readings)
+        self.router = zero_linear(anchor_dim + 2 + (3 + len(RATES)) * num_members, num_members)
         # The weights' common offset: named "gate" so training gives it the gates' learning rate.
         self.gate = torch.nn.Parameter(torch.zeros(num_members))
 
@@ -35,9 +47,12 @@ class OutputRouterFusion(OutputFusion):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         b, m, t, _ = dists.probs.shape
         conf = dists.confidence().permute(0, 2, 1, 3).reshape(b, t, 2 * m)  # (B, T, 2M)
-        shared = (dists.probs * anchor_probs.unsqueeze(1)).sum(-1).clamp(min=1e-12)  # (B, M, T)
-        agree = (shared.log() / math.log(anchor_probs.shape[-1])) * dists.valid  # in units of log V
-        feats = [h, confidence_features(anchor_probs), conf, agree.transpose(1, 2)]
+        agree = agreement(dists.probs, anchor_probs, dists.valid)  # (B, M, T)
+        evidence = dists.evidence
+        if evidence is None:  # no tokens to judge the members by
+            evidence = torch.zeros(b, m, t, len(RATES), device=h.device)
+        evidence = evidence.permute(0, 2, 1, 3).reshape(b, t, m * len(RATES))  # (B, T, M R)
+        feats = [h, confidence_features(anchor_probs), conf, agree.transpose(1, 2), evidence]
         g = (self.router(torch.cat(feats, -1)) + self.gate).transpose(1, 2)  # (B, M, T)
         g = g.masked_fill(~dists.valid, -1.0)  # no distribution there: no weight
         return dists.probs, g

@@ -31,9 +31,14 @@ class PointerFusion(OutputFusion):
     trains_components = True
 
     def __init__(
-        self, anchor_dim: int, num_members: int, fusion_dim: int, params: PointerParams | None = None
+        self,
+        anchor_dim: int,
+        num_members: int,
+        fusion_dim: int,
+        params: PointerParams | None = None,
+        readings: list[int] | None = None,
     ):
-        super().__init__(anchor_dim, num_members, fusion_dim, params)
+        super().__init__(anchor_dim, num_members, fusion_dim, params, readings)
         self.query = scaled_init(nn.Linear(anchor_dim, fusion_dim, bias=False))
         self.key = scaled_init(nn.Linear(anchor_dim, fusion_dim, bias=False))
         self.member_key = nn.Parameter(torch.zeros(num_members, fusion_dim))

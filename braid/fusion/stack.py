@@ -37,9 +37,9 @@ class FusionStack(nn.Module):
         return (self[p] for p in range(self.num_points))
 
 
-def build_fusion(config: BraidConfig, dims: list[int], components: int) -> FusionStack:
-    """Fresh fusion modules for ``config``: members of widths ``dims``; ``components`` distributions feed
-    the output-level module (one per non-anchor member and reading)."""
+def build_fusion(config: BraidConfig, dims: list[int], readings: list[int]) -> FusionStack:
+    """Fresh fusion modules for ``config``: members of widths ``dims``; ``readings[m]`` distributions of
+    the m-th non-anchor member feed the output-level module (more than 1: a bridged member's readings)."""
     points = []
     if config.hidden_strategy is not None:
         strategy, last = get_strategy(config.hidden_strategy), len(config.fusion_layers) - 1
@@ -53,5 +53,5 @@ def build_fusion(config: BraidConfig, dims: list[int], components: int) -> Fusio
     output = None
     if config.output_strategy is not None:
         cls = get_strategy(config.output_strategy)
-        output = cls(dims[config.anchor], components, config.fusion_dim, config.output_params)
+        output = cls(dims[config.anchor], len(readings), config.fusion_dim, config.output_params, readings)
     return FusionStack(points, output)
