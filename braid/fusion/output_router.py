@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from braid.fusion.evidence import RATES
+from braid.fusion.evidence import FEATURES
 from braid.fusion.output import (
     MemberDists,
     OutputFusion,
@@ -38,7 +38,7 @@ class OutputRouterFusion(OutputFusion):
         readings: list[int] | None = None,
     ):
         super().__init__(anchor_dim, num_members, fusion_dim, params, readings)
-        self.router = zero_linear(anchor_dim + 2 + (3 + len(RATES)) * num_members, num_members)
+        self.router = zero_linear(anchor_dim + 2 + (3 + FEATURES) * num_members, num_members)
         # The weights' common offset: named "gate" so training gives it the gates' learning rate.
         self.gate = torch.nn.Parameter(torch.zeros(num_members))
 
@@ -50,8 +50,8 @@ class OutputRouterFusion(OutputFusion):
         agree = agreement(dists.probs, anchor_probs, dists.valid)  # (B, M, T)
         evidence = dists.evidence
         if evidence is None:  # no tokens to judge the members by
-            evidence = torch.zeros(b, m, t, len(RATES), device=h.device)
-        evidence = evidence.permute(0, 2, 1, 3).reshape(b, t, m * len(RATES))  # (B, T, M R)
+            evidence = torch.zeros(b, m, t, FEATURES, device=h.device)
+        evidence = evidence.permute(0, 2, 1, 3).reshape(b, t, m * FEATURES)  # (B, T, M R)
         feats = [h, confidence_features(anchor_probs), conf, agree.transpose(1, 2), evidence]
         g = (self.router(torch.cat(feats, -1)) + self.gate).transpose(1, 2)  # (B, M, T)
         g = g.masked_fill(~dists.valid, -1.0)  # no distribution there: no weight

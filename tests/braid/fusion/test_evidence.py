@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from braid.fusion.evidence import CLIP, RATES, realised_gain
+from braid.fusion.evidence import CLIP, FEATURES, RATES, realised_gain
 
 
 def inputs(seed=0, b=2, m=2, t=7, v=11):
@@ -17,13 +17,20 @@ def inputs(seed=0, b=2, m=2, t=7, v=11):
 
 def test_gain_is_how_much_more_a_member_gave_the_written_token():
     q, lp_a, ids, valid = inputs()
-    out = realised_gain(q, lp_a, ids, valid, None)  # (B, M, T, R)
-    assert out.shape == (2, 2, 7, len(RATES))
-    assert torch.equal(out[..., 0, :], torch.zeros(2, 2, len(RATES)))  # nothing written yet to judge by
-    r1 = (q[0, 1, 0, ids[0, 1]].log() - lp_a[0, 0, ids[0, 1]]).clamp(-CLIP, CLIP) / math.log(11)
-    assert torch.allclose(out[0, 1, 1], (1 - torch.tensor(RATES)) * r1)
-    valid[0, 1, 0] = False  # a member without a distribution there is not judged
-    assert torch.equal(realised_gain(q, lp_a, ids, valid, None)[0, 1, 1], torch.zeros(len(RATES)))
+    out = realised_gain(q, lp_a, ids, valid, None).view(2, 2, 7, 2, len(RATES))  # (B, M, T, refs, rates)
+    assert FEATURES == 2 * len(RATES)
+    assert torch.equal(out[:, :, 0], torch.zeros(2, 2, 2, len(RATES)))  # nothing written yet to judge by
+    x = ids[0, 1]
+    lq, la = q[0, :, 0, x].log(), lp_a[0, 0, x]
+    vs_anchor = (lq[1] - la).clamp(-CLIP, CLIP) / math.log(11)
+    vs_best = (lq[1] - torch.maximum(la, lq[0])).clamp(-CLIP, CLIP) / math.log(11)
+    assert torch.allclose(out[0, 1, 1, 0], (1 - torch.tensor(RATES)) * vs_anchor)
+    assert torch.allclose(out[0, 1, 1, 1], (1 - torch.tensor(RATES)) * vs_best)
+    valid[0, 1, 0] = False  # a member without a distribution there is not judged, nor compared with
+    again = realised_gain(q, lp_a, ids, valid, None).view(2, 2, 7, 2, len(RATES))
+    assert torch.equal(again[0, 1, 1], torch.zeros(2, len(RATES)))
+    vs_anchor_0 = (lq[0] - la).clamp(-CLIP, CLIP) / math.log(11)
+    assert torch.allclose(again[0, 0, 1, 1], (1 - torch.tensor(RATES)) * vs_anchor_0)
 
 
 def test_gain_is_causal_and_cached_steps_match_one_pass():
