@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from braid.fusion.evidence import CLIP, FEATURES, RATES, realised_gain
+from braid.fusion.evidence import CLIP, RATES, realised_gain
 
 
 def inputs(seed=0, b=2, m=2, t=7, v=11):
@@ -18,7 +18,6 @@ def inputs(seed=0, b=2, m=2, t=7, v=11):
 def test_gain_is_how_much_more_a_member_gave_the_written_token():
     q, lp_a, ids, valid = inputs()
     out = realised_gain(q, lp_a, ids, valid, None).view(2, 2, 7, 2, len(RATES))  # (B, M, T, refs, rates)
-    assert FEATURES == 2 * len(RATES)
     assert torch.equal(out[:, :, 0], torch.zeros(2, 2, 2, len(RATES)))  # nothing written yet to judge by
     x = ids[0, 1]
     lq, la = q[0, :, 0, x].log(), lp_a[0, 0, x]
