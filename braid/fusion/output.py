@@ -28,6 +28,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from braid.fusion.evidence import realised_gain
+
 
 class BridgeSettings(BaseModel):
     """How members with their own tokenizer are read into the anchor's vocabulary (``braid.bridge``)."""
@@ -57,7 +59,8 @@ class MemberDists:
 
     probs: torch.Tensor  # (B, C, T, V), each row summing to 1 where valid
     valid: torch.Tensor  # (B, C, T) bool: the component has a distribution at this anchor position
-    # (B, C, T, R): how much better than the anchor each predicted the text so far (``braid.fusion.evidence``)
+    # (B, C, T, FEATURES): how each predicted the text so far (``braid.fusion.evidence``), for strategies
+    # that read it (``OutputFusion.reads_evidence``)
     evidence: torch.Tensor | None = None
 
     def confidence(self) -> torch.Tensor:
@@ -189,6 +192,7 @@ class OutputFusion(nn.Module):
     level: ClassVar[str] = "output"
     Params: ClassVar[type[OutputParams]] = OutputParams
     trains_components: ClassVar[bool] = False  # True when the components have parameters of their own
+    reads_evidence: ClassVar[bool] = False  # True when ``components`` reads ``dists.evidence``
 
     def __init__(
         self,
@@ -228,13 +232,11 @@ class OutputFusion(nn.Module):
         """anchor_logits (B, T, V), anchor_hidden (B, T, D_a) its final state, input_ids (B, T) the anchor
         tokens at these positions (None: no evidence features, as for a text's first token) -> (mixed
         logits (B, T, V), the components' own loss when training with ``labels`` (B, T), else None)."""
-        from braid.fusion.evidence import realised_gain
-
         logits = anchor_logits.float()
         lp_a = torch.log_softmax(logits, -1)
         h, anchor_probs = self.norm(anchor_hidden.float()), lp_a.exp()
         dists = self.readings(h, dists, anchor_probs)  # (B, M, T, V): one distribution per member
-        if input_ids is not None:
+        if input_ids is not None and self.reads_evidence:
             ev_cache = None if cache is None else cache.setdefault("evidence", {})
             gain = realised_gain(dists.probs.detach(), lp_a.detach(), input_ids, dists.valid, ev_cache)
             dists = MemberDists(dists.probs, dists.valid, gain)

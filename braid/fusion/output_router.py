@@ -28,6 +28,7 @@ from braid.fusion.output import (
 class OutputRouterFusion(OutputFusion):
     name = "output_router"
     Params = OutputParams
+    reads_evidence = True
 
     def __init__(
         self,
