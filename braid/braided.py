@@ -23,6 +23,7 @@ from torch import nn
 
 from braid.alignment import Alignment
 from braid.config import BraidConfig, MemberConfig
+from braid.fusion.output import OUTPUT_LAYOUT
 from braid.fusion.stack import build_fusion
 from braid.lockstep import Lockstep
 from braid.model_wrapper import ModelWrapper
@@ -239,7 +240,7 @@ class BraidedLLM(nn.Module):
     # -- persistence --------------------------------------------------------------------------------------
     def fusion_signature(self) -> dict[str, Any]:
         """What fusion weights depend on; loading into a braid with another signature is an error."""
-        return {
+        signature = {
             "fusion_strategy": self.config.fusion_strategy,
             "fusion_layers": self.config.fusion_layers,
             "member_layers": self.lockstep.plan,
@@ -247,6 +248,9 @@ class BraidedLLM(nn.Module):
             "fusion_dim": self.config.fusion_dim,
             "strategy_params": self._signature_params(),
         }
+        if self.config.output_strategy is not None:  # hidden-state checkpoints keep the layout they had
+            signature["output_layout"] = OUTPUT_LAYOUT
+        return signature
 
     def _signature_params(self) -> dict[str, Any]:
         cfg = self.config

@@ -1,5 +1,7 @@
 """Output-level fusion: the mixture, its gates, the router and the pointer, and braids that use them."""
 
+import json
+
 import pytest
 import torch
 
@@ -180,6 +182,22 @@ def test_save_and_load_round_trip(trio, batch, tmp_path, strategy):
         other = braid(trio, strategy, strategy_params={"window": 8})
         with pytest.raises(ValueError, match="strategy_params"):
             other.load_fusion_layers(tmp_path / "fusion.safetensors")
+
+
+def test_weights_saved_for_an_older_output_layout_are_refused_by_name(trio, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    braided = braid(trio, "output_router")
+    path = tmp_path / "fusion.safetensors"
+    braided.save_fusion_layers(path)
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    signature = json.loads(meta["signature"])
+    del signature["output_layout"]  # what a checkpoint from before the layout was recorded carries
+    save_file(load_file(str(path)), str(path), metadata={**meta, "signature": json.dumps(signature)})
+    with pytest.raises(ValueError, match="output_layout"):
+        braided.load_fusion_layers(path)
 
 
 @pytest.mark.parametrize("strategy", ["output_router", "attention+pointer"])
