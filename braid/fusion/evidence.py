@@ -9,11 +9,10 @@ for the state to tell. After each token x_t, two gains per member, each clipped 
     against the best other source: log q_m(t-1)[x_t] - log max(p_a, q_m' for m' != m)(t-1)[x_t]
 
 (0 at the first token), each averaged with exponential decay at a fast and a slow rate. The first says
-"this member knows this text better than the anchor"; the second tells two such members apart (with four
-members, a code member that beats the prose anchor on facts kept ~5% of the weight there, which cost
-facts 1.03x its member, until the router could see that the facts member beats it). Both read only tokens
-already written, so they are causal; the generation cache carries the averages and the last position's
-distributions.
+"this member knows this text better than the anchor"; the second tells two such members apart. The
+output router also reads the first as log-odds (``log_evidence``: decayed sums in nats), the weight a
+posterior over "which source writes this text" gives each member. Both read only tokens already written,
+so they are causal; the generation cache carries the averages and the last position's distributions.
 """
 
 from __future__ import annotations
@@ -66,3 +65,12 @@ def _scored(q: torch.Tensor, lp_a: torch.Tensor, next_ids: torch.Tensor, valid: 
     best = torch.maximum(others.amax(2), a)  # (B, M, S)
     gains = torch.stack([lq - a, lq - best], -1).clamp(-CLIP, CLIP)  # (B, M, S, REFERENCES)
     return gains / math.log(v) * valid.unsqueeze(-1)
+
+
+def log_evidence(evidence: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """(B, M, T, FEATURES) running averages -> (B, M, T, len(RATES)): each member's decayed sum of gains
+    against the anchor, in nats (an average at rate r times log V / (1 - r)). A posterior over which source
+    writes this text puts log-weight sum_s log q_m(x_s) - log p_a(x_s) on member m against the anchor: these
+    sums are that log-odds, forgetting at each rate."""
+    rates = torch.tensor(RATES, device=evidence.device)
+    return evidence[..., : len(RATES)] * math.log(vocab_size) / (1 - rates)

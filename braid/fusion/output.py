@@ -135,7 +135,8 @@ GRAD_FLOOR = 0.05
 # What an output-level module's weights are laid out for; part of a braid's fusion signature, so weights
 # saved for another layout are refused by name instead of failing on a tensor shape.
 # 2: the router reads evidence features; lossy members' readings are chosen before the strategy.
-OUTPUT_LAYOUT = 2
+# 3: the router is a switch times a softmax competition among the anchor and the members.
+OUTPUT_LAYOUT = 3
 # The anchor always keeps this share of the mass. A member can rule a token out entirely (a bridged arithmetic
 # expert gives "." after "Python 3" ~1e-30): with its weight at 1, that one token costs ~69 nats, more than
 # the rest of a text together. At 1% it costs at most log(100) = 4.6 nats more than the anchor alone, while
