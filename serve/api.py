@@ -35,7 +35,7 @@ from serve.schemas import (
 )  # fmt: skip
 
 OPEN_PATHS = {"/healthz", "/openapi.json"}
-ERRORS = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+ERRORS = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error", 409: "conflict",
           413: "request_too_large", 422: "infeasible", 504: "timeout", 503: "unavailable"}  # fmt: skip
 RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": kind} for code, kind in ERRORS.items()
@@ -56,9 +56,9 @@ def error(status: int, message: str, param: str | None = None, code: str | None 
 
 def _status_of(e: Exception) -> int:
     from braid.meta.agent import Infeasible
-    from serve.coordinator import UnknownModel
+    from serve.coordinator import AlreadyRated, UnknownModel
 
-    for kind, status in ((Infeasible, 422), (UnknownModel, 404), (LookupError, 404), (TimeoutError, 504),
+    for kind, status in ((Infeasible, 422), (UnknownModel, 404), (AlreadyRated, 409), (LookupError, 404), (TimeoutError, 504),
                          (ValueError, 400), (TypeError, 400)):  # fmt: skip
         if isinstance(e, kind):
             return status
@@ -80,8 +80,8 @@ def create_app(coordinator: Callable[[], Any], config: ServeConfig) -> FastAPI:
             raise TimeoutError(f"the request took longer than {config.request_timeout_s:g}s") from None
 
     @app.post("/v1/chat/completions", response_model=ChatCompletion)
-    async def chat_completions(body: ChatRequest):
-        kwargs = _run_kwargs(body, config)
+    async def chat_completions(body: ChatRequest, request: Request):
+        kwargs = {**_run_kwargs(body, config), "owner": owner_of(request, body.user)}
         coord = coordinator()
         if body.stream:
             turn = await call(coord.prepare, **kwargs)
@@ -106,8 +106,9 @@ def create_app(coordinator: Callable[[], Any], config: ServeConfig) -> FastAPI:
         return DecideResponse(model=key, decision=decision.model_dump(), explanation=explanation, task=task)
 
     @app.post("/v1/feedback", response_model=FeedbackResponse)
-    async def feedback(body: FeedbackRequest):
-        out = await call(coordinator().feedback, body.response_id, body.rating, body.comment)
+    async def feedback(body: FeedbackRequest, request: Request):
+        owner = owner_of(request, body.user)
+        out = await call(coordinator().feedback, body.response_id, body.rating, body.comment, owner)
         return FeedbackResponse(**{k: out.get(k) for k in FeedbackResponse.model_fields})
 
     _conversation_routes(app, coordinator, call)
@@ -162,7 +163,7 @@ def _install_guards(app: FastAPI, config: ServeConfig, metrics: Metrics) -> None
         else:
             response = await call_next(request)
         took = time.perf_counter() - start
-        metrics.observe(request.url.path, response.status_code, took)
+        metrics.observe(_route_template(app, request), response.status_code, took)
         response.headers["server-timing"] = f"app;dur={took * 1000:.1f}"  # to the headers, when streaming
         return response
 
@@ -191,6 +192,25 @@ def _install_guards(app: FastAPI, config: ServeConfig, metrics: Metrics) -> None
         message = str(e) if status != 500 else f"internal error: {type(e).__name__}"
         closest = getattr(e, "closest", None)
         return error(status, message, code="closest: " + closest.model_dump_json() if closest else None)
+
+
+def _route_template(app: FastAPI, request: Request) -> str:
+    """The template of the route a request matches (a fixed set of label values), or "other"."""
+    from starlette.routing import Match
+
+    for route in app.router.routes:
+        if route.matches(request.scope)[0] == Match.FULL:
+            return getattr(route, "path", "other")
+    return "other"
+
+
+def owner_of(request: Request, user: str | None) -> str:
+    """Who an answer belongs to: a digest of the bearer token and the request's ``user`` (never stored in
+    the clear). Feedback on an answer must come from the same owner."""
+    import hashlib
+
+    token = request.headers.get("authorization", "").partition(" ")[2].strip()
+    return hashlib.sha256(f"{token}\0{user or ''}".encode()).hexdigest()[:32]
 
 
 def _authorized(request: Request, key: str) -> bool:

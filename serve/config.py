@@ -46,7 +46,8 @@ class ServeConfig(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     api_key: str | None = Field(
-        default_factory=lambda: os.environ.get("BRAID_API_KEY") or None,
+        default_factory=lambda: os.environ.get("BRAID_API_KEY"),
+        validate_default=True,
         description="required as 'Authorization: Bearer <key>' when set (default: $BRAID_API_KEY)",
     )
     allow_open: bool = Field(False, description="allow binding beyond loopback without an API key")
@@ -73,6 +74,13 @@ class ServeConfig(_Frozen):
         "30000 up), skipping the proxy hop; needs Ray started with RAY_SERVE_ENABLE_DIRECT_INGRESS=1, which "
         "`braid serve` sets when it starts Ray itself",
     )
+
+    @field_validator("api_key")
+    @classmethod
+    def _no_key_is_none(cls, v: str | None) -> str | None:
+        """One rule for "no key" wherever it comes from (YAML, env, flags): empty or blank is None, so auth
+        and the loopback-only rule agree (an empty YAML key once switched both off)."""
+        return v.strip() or None if v is not None else None
 
     @field_validator("meta_braider", "records", "data_dir")
     @classmethod

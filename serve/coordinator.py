@@ -26,6 +26,10 @@ class UnknownModel(ValueError):
     pass
 
 
+class AlreadyRated(Exception):
+    """A response takes one rating: a replayed one would apply a second online update (HTTP 409)."""
+
+
 class RunResult(BaseModel):
     model_config = ConfigDict(frozen=True)
     response_id: str
@@ -57,6 +61,7 @@ class Turn:
     memory_hits: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
+    owner: str | None = None  # who may rate the answer (``feedback``)
 
 
 class Coordinator:
@@ -128,6 +133,7 @@ class Coordinator:
         model: str | None = None,
         task: dict | None = None,
         history: list[dict] | None = None,
+        owner: str | None = None,
         **generation: Any,
     ) -> Turn:
         if not isinstance(query, str) or not query.strip():
@@ -135,7 +141,7 @@ class Coordinator:
         start = time.perf_counter()
         key, decision, explanation, task_info = self.decide(query, model, task, constraints or {})
         turn = Turn(query, key, "", GenParams(**_generation(generation, decision)), decision=decision,
-                    explanation=explanation, task=task_info, started=start)  # fmt: skip
+                    explanation=explanation, task=task_info, started=start, owner=owner)  # fmt: skip
         turn.timings["decide"] = _ms(start)
         recent, documents = list(history or []), []
         if use_memory and self.memory is not None:
@@ -220,7 +226,8 @@ class Coordinator:
             self.memory.add_message(turn.conversation_id, "assistant", answer, meta)
         if self.responses is not None:
             self.responses.add(turn.response_id, model=turn.key, query=turn.query, answer=answer,
-                               conversation_id=turn.conversation_id, task=turn.task, decision=decision)  # fmt: skip
+                               conversation_id=turn.conversation_id, task=turn.task, decision=decision,
+                               owner=turn.owner)  # fmt: skip
         turn.timings["store"] = _ms(start)
         turn.timings["total"] = _ms(turn.started)
         return RunResult(
@@ -231,9 +238,13 @@ class Coordinator:
         )  # fmt: skip
 
     # -- feedback ---------------------------------------------------------------------------------------------
-    def feedback(self, response_id: str, rating: float, comment: str | None = None) -> dict:
+    def feedback(
+        self, response_id: str, rating: float, comment: str | None = None, owner: str | None = None
+    ) -> dict:
         """A rating in [-1, 1] for an answer: logged, and when the meta-braider chose its braid, an online
-        update relative to the score it predicted (so +1 always pushes towards that decision)."""
+        update relative to the score it predicted (so +1 always pushes towards that decision). One rating per
+        answer (a second raises AlreadyRated), from the ``owner`` the answer was written for: another
+        owner's answer reads as unknown, so ids cannot be probed."""
         from braid.meta.decision import BraidingDecision
 
         if not -1 <= rating <= 1:
@@ -241,9 +252,12 @@ class Coordinator:
         if self.responses is None:
             raise LookupError("this coordinator keeps no response log")
         row = self.responses.get(response_id)
-        if row is None:
+        if row is None or (row.get("owner") is not None and row["owner"] != owner):
             raise LookupError(f"no response with id {response_id!r}")
-        self.responses.add_feedback(response_id, rating, comment)
+        if self.responses.add_feedback(response_id, rating, comment) is None:
+            raise AlreadyRated(
+                f"response {response_id!r} has already been rated; a response takes one rating"
+            )
         if row["decision"] is None or self.meta is None:
             return {"response_id": response_id, "learned": False}
         decision = BraidingDecision.model_validate(row["decision"])

@@ -52,8 +52,17 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+def escape_label(value: str) -> str:
+    """A label value as the Prometheus text format writes it (backslash, quote and newline escaped)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 class Metrics:
-    """Request counts by path and status, and latency quantiles over the last 2048 requests per path."""
+    """Request counts by route and status, and latency quantiles over the last 2048 requests per route.
+
+    Labels come from a fixed set: the caller passes the route *template* (``/v1/conversations/{conversation_id}``),
+    and anything that matched no route is ``other``. A raw path would let any client, authenticated or not,
+    write label values (and new series) into /metrics."""
 
     def __init__(self, window: int = 2048):
         self.counts: dict[tuple[str, int], int] = defaultdict(int)
@@ -67,7 +76,8 @@ class Metrics:
         self.__init__(state["window"])
 
     def observe(self, path: str, status: int, seconds: float) -> None:
-        path = path if path.count("/") <= 3 else "/".join(path.split("/")[:3]) + "/{id}"  # bounded label set
+        """``path``: the matched route's template, or "other"; ``status`` an HTTP status code."""
+        status = int(status)
         with self._lock:
             self.counts[(path, status)] += 1
             self.latency[path].append(seconds)
@@ -76,12 +86,12 @@ class Metrics:
         lines = ["# TYPE braid_requests_total counter"]
         with self._lock:
             lines += [
-                f'braid_requests_total{{path="{p}",status="{s}"}} {n}'
+                f'braid_requests_total{{path="{escape_label(p)}",status="{s}"}} {n}'
                 for (p, s), n in sorted(self.counts.items())
             ]
             lines.append("# TYPE braid_request_seconds summary")
-            for path, xs in sorted(self.latency.items()):
-                ordered = sorted(xs)
+            for route, xs in sorted(self.latency.items()):
+                ordered, path = sorted(xs), escape_label(route)
                 for q in (0.5, 0.95, 0.99):
                     value = ordered[min(len(ordered) - 1, int(q * len(ordered)))]
                     lines.append(f'braid_request_seconds{{path="{path}",quantile="{q}"}} {value:.6f}')

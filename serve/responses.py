@@ -1,11 +1,13 @@
 """The response log: every answer's task and decision, and the feedback given on it (SQLite, WAL).
 
 Feedback names a response id, so the log is what lets a rating reach the decision that produced the answer,
-also after a restart.
+also after a restart. Each response takes one rating (a unique index, so replicas sharing the file agree),
+from the principal it was written for (``owner``: a digest of the API key and the request's ``user``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -22,6 +24,7 @@ CREATE TABLE IF NOT EXISTS feedback (
   rating REAL NOT NULL, comment TEXT, created REAL NOT NULL
 );
 """
+ONE_RATING = "CREATE UNIQUE INDEX IF NOT EXISTS feedback_once ON feedback(response_id)"
 
 
 class ResponseLog:
@@ -30,46 +33,47 @@ class ResponseLog:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(responses)")}
+        if "owner" not in columns:  # a log written before ratings were tied to their owner
+            self._db.execute("ALTER TABLE responses ADD COLUMN owner TEXT")
+        # an older log may hold repeated ratings: keep them (no index then), add_feedback checks in code
+        with contextlib.suppress(sqlite3.IntegrityError):
+            self._db.execute(ONE_RATING)
         self._lock = threading.Lock()
 
     def add(self, response_id: str, *, model: str, query: str, answer: str, conversation_id: str | None = None,
-            task: dict | None = None, decision: dict | None = None) -> None:  # fmt: skip
+            task: dict | None = None, decision: dict | None = None, owner: str | None = None) -> None:  # fmt: skip
         with self._lock:
             self._db.execute(
-                "INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    response_id,
-                    time.time(),
-                    conversation_id,
-                    model,
-                    _dump(task),
-                    _dump(decision),
-                    query,
-                    answer,
-                ),
-            )
+                "INSERT INTO responses (id, created, conversation_id, model, task, decision, query, answer, owner) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (response_id, time.time(), conversation_id, model, _dump(task), _dump(decision), query, answer,
+                 owner),
+            )  # fmt: skip
 
     def get(self, response_id: str) -> dict | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT id, created, conversation_id, model, task, decision, query, answer FROM responses "
+                "SELECT id, created, conversation_id, model, task, decision, query, answer, owner FROM responses "
                 "WHERE id = ?",
                 (response_id,),
             ).fetchone()
         if row is None:
             return None
-        keys = ("id", "created", "conversation_id", "model", "task", "decision", "query", "answer")
+        keys = ("id", "created", "conversation_id", "model", "task", "decision", "query", "answer", "owner")
         out = dict(zip(keys, row, strict=True))
         out["task"], out["decision"] = _load(out["task"]), _load(out["decision"])
         return out
 
-    def add_feedback(self, response_id: str, rating: float, comment: str | None = None) -> int:
+    def add_feedback(self, response_id: str, rating: float, comment: str | None = None) -> int | None:
+        """The new rating's row id, or None when the response already has a rating (nothing is written)."""
         with self._lock:
             cur = self._db.execute(
-                "INSERT INTO feedback (response_id, rating, comment, created) VALUES (?, ?, ?, ?)",
-                (response_id, rating, comment, time.time()),
+                "INSERT OR IGNORE INTO feedback (response_id, rating, comment, created) "
+                "SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM feedback WHERE response_id = ?)",
+                (response_id, rating, comment, time.time(), response_id),
             )
-            return int(cur.lastrowid)
+            return int(cur.lastrowid) if cur.rowcount == 1 else None
 
     def feedback_count(self) -> int:
         with self._lock:

@@ -10,8 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 ID = r"^[A-Za-z0-9_.:-]{1,128}$"
 
 
+# Request bodies are strict (JSON types as written: "8" is not an int, "yes" not a bool) and finite (no
+# NaN or Infinity, which Python's JSON parser accepts): every number reaches the code inside a range it handles.
+STRICT = {"frozen": True, "strict": True, "allow_inf_nan": False}
+
+
 class _In(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(extra="forbid", **STRICT)
 
 
 class TextPart(_In):
@@ -20,7 +25,7 @@ class TextPart(_In):
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")  # OpenAI messages carry optional extras
+    model_config = ConfigDict(extra="ignore", **STRICT)  # OpenAI messages carry optional extras
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = Field(None, description="text, or text parts")
     name: str | None = Field(None, max_length=64)
@@ -41,7 +46,7 @@ class TaskIn(_In):
 
 class ConstraintsIn(_In):
     compute_budget: float | None = Field(None, gt=0, le=1, description="max share of the pool's parameters")
-    latency_requirement: float | None = Field(None, gt=0, description="max decode ms per token")
+    latency_requirement: float | None = Field(None, gt=0, le=1e6, description="max decode ms per token")
     accuracy_target: float | None = Field(None, ge=-1e6, le=1e6, description="min predicted score")
 
 
@@ -54,12 +59,12 @@ class BraidOptions(_In):
 
 
 class ChatRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")  # unsupported OpenAI options are ignored
+    model_config = ConfigDict(extra="ignore", **STRICT)  # unsupported OpenAI options are ignored
     model: str = Field("auto", min_length=1, max_length=256)
     messages: list[ChatMessage] = Field(min_length=1, max_length=256)
     stream: bool = False
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=2**31 - 1)
+    max_completion_tokens: int | None = Field(None, ge=1, le=2**31 - 1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     stop: str | list[str] | None = None
@@ -153,6 +158,7 @@ class FeedbackRequest(_In):
     response_id: str = Field(pattern=ID)
     rating: float = Field(ge=-1, le=1, description="-1 (bad) .. 1 (good)")
     comment: str | None = Field(None, max_length=2000)
+    user: str | None = Field(None, max_length=256, description="the chat request's `user`, if it gave one")
 
 
 class FeedbackResponse(BaseModel):

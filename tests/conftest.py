@@ -116,3 +116,28 @@ def cross_trio(tmp_path_factory):
         tok.save_pretrained(path)
         paths.append(str(path))
     return paths
+
+
+@pytest.fixture(scope="session")
+def meta_checkpoint(tiny_zoo, tmp_path_factory):
+    """A meta-braider over the tiny zoo, saved like `braid meta train` saves it."""
+    from braid.meta import MetaBraider
+    from braid.zoo import load_cards
+    from tune.records import ModelFeatures
+
+    cache, paths = tiny_zoo
+    pool = [ModelFeatures.from_card(c) for c in load_cards(tiny=True, cache_dir=cache)]
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("meta") / "meta-braider.pt"
+    MetaBraider(pool, paths=paths).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def pages():
+    """A page server on 127.0.0.1 for tool calls (tests/tools/conftest.py)."""
+    from tests.tools.conftest import ReplayServer
+
+    server = ReplayServer()
+    yield server
+    server.close()

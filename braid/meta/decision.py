@@ -118,8 +118,9 @@ class Candidates:
         lr, temperature = s.from_unit(lr01, temp01)
         extra = {}
         if pred is not None:
-            extra = {"predicted_score": pred[0], "predicted_decode_ms": math.exp(pred[1]),
-                     "predicted_memory_mb": math.exp(pred[2])}  # fmt: skip
+            # log-scale predictions, capped so an out-of-range prediction cannot overflow
+            extra = {"predicted_score": pred[0], "predicted_decode_ms": math.exp(min(pred[1], 50.0)),
+                     "predicted_memory_mb": math.exp(min(pred[2], 50.0))}  # fmt: skip
         return BraidingDecision(
             members=tuple(sorted(self.pool[g] for g in group)), anchor=self.pool[a], strategy=s.strategies[st],
             fusion_points=s.fusion_points[pt], placement=s.placements[pl], fusion_dim=s.fusion_dims[fd],

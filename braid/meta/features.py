@@ -55,8 +55,10 @@ class Constraints(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     compute_budget: float | None = Field(None, gt=0, le=1, description="share of the pool's total parameters")
-    latency_requirement: float | None = Field(None, gt=0, description="max decode ms per token")
-    accuracy_target: float | None = Field(None, description="min predicted score")
+    latency_requirement: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="max decode ms per token"
+    )
+    accuracy_target: float | None = Field(None, allow_inf_nan=False, description="min predicted score")
 
 
 def one_hot(value: str, vocab: tuple[str, ...]) -> list[float]:
@@ -81,6 +83,9 @@ def text_embedding(text: str) -> tuple[float, ...]:
 TASK_DIM = len(KNOWN_TYPES) + 1 + 1 + len(KNOWN_CAPABILITIES) + 1 + 3 + TEXT_DIM
 
 
+TARGET_RANGE = 10.0  # |accuracy_target| the task encoding passes on as it is
+
+
 def encode_task(task: MetaTask, constraints: Constraints | None = None) -> torch.Tensor:
     """(TASK_DIM,): type one-hot, complexity, capability multi-hot (+ other), constraint slots, text embedding."""
     c = constraints or Constraints()
@@ -89,7 +94,9 @@ def encode_task(task: MetaTask, constraints: Constraints | None = None) -> torch
     limits = [
         c.compute_budget or 1.0,
         math.log1p(c.latency_requirement) / 5 if c.latency_requirement else 0.0,
-        c.accuracy_target if c.accuracy_target is not None else 0.0,
+        # scores live in about [-10, 0]; a target far outside reads as its edge, not as an input the
+        # network never saw (1e6 overflowed its predicted latency)
+        min(max(c.accuracy_target, -TARGET_RANGE), TARGET_RANGE) if c.accuracy_target is not None else 0.0,
     ]
     row = one_hot(task.type, KNOWN_TYPES) + [task.complexity] + caps + limits
     row += list(text_embedding(f"{task.type}: {task.description}"))

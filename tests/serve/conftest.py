@@ -1,33 +1,9 @@
-"""Serve fixtures: a meta-braider over the tiny zoo (saved like `braid meta train` saves it), a local page
-server for tool calls, and configs that keep each test's state in its own directory."""
+"""Serve fixtures: configs that keep each test's state in its own directory (the meta-braider checkpoint and
+the page server are session fixtures in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
-import torch
-
-from tests.tools.conftest import ReplayServer
-
-
-@pytest.fixture(scope="session")
-def meta_checkpoint(tiny_zoo, tmp_path_factory):
-    from braid.meta import MetaBraider
-    from braid.zoo import load_cards
-    from tune.records import ModelFeatures
-
-    cache, paths = tiny_zoo
-    pool = [ModelFeatures.from_card(c) for c in load_cards(tiny=True, cache_dir=cache)]
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("meta") / "meta-braider.pt"
-    MetaBraider(pool, paths=paths).save(path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def pages():
-    server = ReplayServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from braid.meta import Infeasible
 from braid.meta.agent import policy_log_prob
 from braid.meta.decision import BraidingDecision
 from serve.build import build_coordinator
-from serve.coordinator import Coordinator, UnknownModel
+from serve.coordinator import AlreadyRated, Coordinator, UnknownModel
 
 
 def log_prob(coord, task: dict, decision: dict) -> float:
@@ -83,11 +83,16 @@ def test_infeasible_constraints_name_the_closest_option(serve_config):
 def test_feedback_moves_the_decision_probability_and_persists(serve_config, rating):
     config = serve_config()
     coord = build_coordinator(config)
-    result = coord.run("def add(a, b):", max_new_tokens=4)
+    results = [coord.run("def add(a, b):", max_new_tokens=4) for _ in range(3)]  # one decision, three answers
+    result = results[0]
+    assert all(r.decision == result.decision for r in results)
     before = log_prob(coord, result.task, result.decision)
-    for _ in range(3):
-        out = coord.feedback(result.response_id, rating)
+    for r in results:
+        out = coord.feedback(r.response_id, rating)
     assert out["learned"] and out["updates"] == 3
+    with pytest.raises(AlreadyRated, match="already been rated"):  # a replay applies no second update
+        coord.feedback(result.response_id, rating)
+    assert coord.meta.updates == 3
     after = log_prob(coord, result.task, result.decision)
     assert (after - before) * rating > 0.05  # towards the decision when rewarded, away when punished
     restarted = build_coordinator(config)  # a new process would do exactly this
@@ -99,14 +104,16 @@ def test_feedback_moves_the_decision_probability_and_persists(serve_config, rati
 def test_replicas_sharing_a_state_dir_learn_from_each_others_feedback(serve_config):
     config = serve_config()
     one, two = build_coordinator(config), build_coordinator(config)  # two gateway replicas, one node
-    result = one.run("def add(a, b):", max_new_tokens=4)
+    result, second = (one.run("def add(a, b):", max_new_tokens=4) for _ in range(2))
     start = log_prob(two, result.task, result.decision)
     assert one.feedback(result.response_id, 1.0)["updates"] == 1
     two.meta.decide(result.task)  # a decision takes the state another replica saved
     taken = log_prob(two, result.task, result.decision)
     # the same saved weights; the two replicas' float paths may still differ in the last bits (1.4e-6 in CI)
     assert taken == pytest.approx(log_prob(one, result.task, result.decision), abs=1e-5) and taken > start
-    assert two.feedback(result.response_id, 1.0)["updates"] == 2  # learned on top of replica one's update
+    with pytest.raises(AlreadyRated):  # the other replica sees the rating too
+        two.feedback(result.response_id, 1.0)
+    assert two.feedback(second.response_id, 1.0)["updates"] == 2  # learned on top of replica one's update
     assert log_prob(two, result.task, result.decision) > taken
     assert build_coordinator(config).meta.updates == 2
 
@@ -117,6 +124,10 @@ def test_feedback_errors(serve_config):
         coord.feedback("missing", 1.0)
     with pytest.raises(ValueError, match="rating must be in \\[-1, 1\\]"):
         coord.feedback("missing", 3.0)
+    mine = coord.run("hello", max_new_tokens=2, owner="alice")
+    with pytest.raises(LookupError, match="no response with id"):  # another owner's answer reads as unknown
+        coord.feedback(mine.response_id, 1.0, owner="mallory")
+    assert coord.feedback(mine.response_id, 1.0, owner="alice")["response_id"] == mine.response_id
 
 
 def test_braids_evicted_mid_generation_finish_and_concurrent_streams_do_not_mix(tiny_zoo):
