@@ -56,9 +56,11 @@ def error(status: int, message: str, param: str | None = None, code: str | None 
 
 def _status_of(e: Exception) -> int:
     from braid.meta.agent import Infeasible
+    from serve.braids import BuildsBusy
     from serve.coordinator import AlreadyRated, UnknownModel
 
-    for kind, status in ((Infeasible, 422), (UnknownModel, 404), (AlreadyRated, 409), (LookupError, 404), (TimeoutError, 504),
+    for kind, status in ((Infeasible, 422), (UnknownModel, 404), (AlreadyRated, 409), (BuildsBusy, 503),
+                         (LookupError, 404), (TimeoutError, 504),
                          (ValueError, 400), (TypeError, 400)):  # fmt: skip
         if isinstance(e, kind):
             return status

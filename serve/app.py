@@ -68,13 +68,18 @@ class BraidHost:
 class ServeBraids:
     """The gateway's view of BraidHost: the LocalBraids interface over a deployment handle."""
 
-    def __init__(self, handle: Any, pinned: dict[str, str]):
-        self.handle, self.pinned = handle, pinned
+    def __init__(self, handle: Any, pinned: dict[str, str], checker: Any = None):
+        self.handle, self.pinned, self.checker = handle, pinned, checker
         self.factory = self  # Coordinator.models() lists factory.pinned
         self._lock = threading.Lock()
 
     def known(self, key: str) -> bool:
         return key in self.pinned or "|" in key
+
+    def check(self, key: str) -> None:
+        """The gateway checks client-named structures (``BraidFactory.check``) before a replica builds one."""
+        if self.checker is not None:
+            self.checker.check(key)
 
     def generate(self, key: str, prompt: str, params: GenParams) -> Generated:
         response = self.handle.options(multiplexed_model_id=key).generate.remote(prompt, params.model_dump())
@@ -98,7 +103,12 @@ class Gateway:
             torch.set_num_threads(max(1, int(config.deployment.replica_cpus)))
             _STATE["coordinator"] = build_coordinator(config)
         else:
-            _STATE["coordinator"] = build_coordinator(config, ServeBraids(braid_host, dict(config.braids)))
+            from serve.build import braid_factory
+
+            checker = braid_factory(config)
+            _STATE["coordinator"] = build_coordinator(
+                config, ServeBraids(braid_host, dict(config.braids), checker)
+            )
 
 
 def app_builder(args: ServeConfig) -> Application:

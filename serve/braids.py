@@ -4,6 +4,11 @@ A key is either a pinned braid's name or a decision's structure (``anchor|a,b|st
 so any process (a Serve replica) can build the braid from the key alone. A decided braid takes its fusion
 weights from the best sweep trial with the same structure when the records have one; otherwise it starts
 untrained, which by the identity-at-start rule is exactly its anchor.
+
+A client may name a structure key itself, so what a key may ask for is the operator's choice
+(``BraidPolicy``): by default only the meta-braider's own grid; with ``custom`` any key within the limits,
+checked before anything is built. Builds run one at a time (``max_builds``) without holding up requests for
+braids already built.
 """
 
 from __future__ import annotations
@@ -34,9 +39,43 @@ class Generated(BaseModel):
     completion_tokens: int
 
 
+def structure_key(anchor: str, members: Any, strategy: str, points: int, placement: str, dim: int) -> str:
+    return f"{anchor}|{','.join(sorted(members))}|{strategy}|{points}|{placement}|{dim}"
+
+
 def decision_key(decision: Any) -> str:
     d = decision
-    return f"{d.anchor}|{','.join(sorted(d.members))}|{d.strategy}|{d.fusion_points}|{d.placement}|{d.fusion_dim}"
+    return structure_key(d.anchor, d.members, d.strategy, d.fusion_points, d.placement, d.fusion_dim)
+
+
+def grid_keys(candidates: Any) -> frozenset[str]:
+    """The keys of every braid structure a meta-braider can decide (its ``Candidates``)."""
+    s, pool = candidates.space, candidates.pool
+    return frozenset(
+        structure_key(pool[a], [pool[g] for g in group], s.strategies[st], s.fusion_points[pt],
+                      s.placements[pl], s.fusion_dims[fd])
+        for (group, a), st, pt, pl, fd, _ in candidates.rows
+    )  # fmt: skip
+
+
+class BraidLimits(BaseModel):
+    """Caps on a client-named braid structure (serve.yaml ``braid_policy.limits``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    max_members: int = Field(4, ge=2)
+    max_fusion_points: int = Field(4, ge=0)
+    max_fusion_dim: int = Field(512, ge=1)
+    max_memory_mb: float = Field(4096.0, gt=0, description="members' weights plus a bound on fusion's")
+
+
+class BraidPolicy(BaseModel):
+    """Which structure keys clients may name: the meta-braider's grid only, or (``custom``) any within limits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    custom: bool = Field(False, description="allow structure keys outside the meta-braider's grid")
+    limits: BraidLimits = BraidLimits()
+    max_builds: int = Field(1, ge=1, description="braids built at once; further builds wait")
+    build_wait_s: float = Field(60.0, gt=0, description="how long a build waits for a slot before 503")
 
 
 def decision_from_key(key: str):
@@ -64,6 +103,8 @@ class BraidFactory:
         pinned: dict[str, str] | None = None,
         records: list[Any] | None = None,
         default: Any = None,
+        grid: frozenset[str] | None = None,
+        policy: BraidPolicy | None = None,
     ):
         self.paths, self.pinned, self.records, self.default = (
             paths or {},
@@ -71,9 +112,22 @@ class BraidFactory:
             records or [],
             default,
         )
+        self.grid, self.policy = grid, policy or BraidPolicy()
 
     def known(self, key: str) -> bool:
         return key in self.pinned or (key == DEFAULT and self.default is not None) or "|" in key
+
+    def check(self, key: str) -> None:
+        """Raise ValueError (HTTP 400) unless a structure key is one this server builds: in the meta-braider's
+        grid, or with ``policy.custom``, over known members and within the limits. Reads no weights."""
+        if "|" not in key or key in self.pinned or (self.grid is not None and key in self.grid):
+            return
+        if not self.policy.custom:
+            raise ValueError(
+                f"braid key {key!r} is not offered by this server: name 'auto', a pinned braid, or a structure "
+                "from the meta-braider's grid (braid_policy.custom: true in serve.yaml opens others, within limits)"
+            )
+        check_limits(decision_from_key(key), self.paths, self.policy.limits)
 
     def build(self, key: str) -> tuple[Any, dict]:
         from braid import BraidedLLM
@@ -101,6 +155,44 @@ class BraidFactory:
         return max(same, key=lambda r: r.metrics["score"], default=None)
 
 
+def check_limits(decision: Any, paths: dict[str, str], limits: BraidLimits) -> None:
+    """ValueError naming the first limit a decided structure exceeds (or a member with no path)."""
+    if missing := sorted(set(decision.members) - set(paths)):
+        raise ValueError(f"no such members {missing}; known: {sorted(paths)}")
+    for name, value, cap in (
+        ("members", len(decision.members), limits.max_members),
+        ("fusion_points", decision.fusion_points, limits.max_fusion_points),
+        ("fusion_dim", decision.fusion_dim, limits.max_fusion_dim),
+    ):
+        if value > cap:
+            raise ValueError(f"{name} {value} exceeds this server's limit of {cap}")
+    mb = memory_estimate_mb(decision, paths)
+    if mb > limits.max_memory_mb:
+        raise ValueError(
+            f"the braid needs about {mb:,.0f} MB, over this server's limit of {limits.max_memory_mb:,.0f}"
+        )
+
+
+def memory_estimate_mb(decision: Any, paths: dict[str, str]) -> float:
+    """The members' weights on disk plus a bound on the fusion modules (float32; per point and member, four
+    fusion_dim x hidden maps and a fusion_dim x fusion_dim one), from files alone."""
+    import json
+
+    weights = hidden = 0.0
+    for m in decision.members:
+        path = Path(paths[m])
+        weights += sum(f.stat().st_size for f in path.glob("*.safetensors")) if path.is_dir() else 0
+        config = path / "config.json"
+        hidden += json.loads(config.read_text()).get("hidden_size", 0) if config.is_file() else 0
+    d = decision.fusion_dim
+    fusion = 4 * max(decision.fusion_points, 1) * len(decision.members) * (4 * d * hidden + d * d)
+    return (weights + fusion) / 2**20
+
+
+class BuildsBusy(RuntimeError):
+    """No build slot came free in time (HTTP 503)."""
+
+
 class LocalBraids:
     """An LRU of built braids in this process. One generation at a time per braid (a braid's hooks and caches
     belong to one forward), always computed on that braid's own thread: torch's intra-op (OpenMP) pool belongs
@@ -109,20 +201,46 @@ class LocalBraids:
     def __init__(self, factory: BraidFactory, capacity: int = 2):
         self.factory, self.capacity = factory, capacity
         self._cache: OrderedDict[str, _Slot] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the cache only: never held while building
+        self._key_locks: dict[str, threading.Lock] = {}  # one build per key
+        self._builds = threading.BoundedSemaphore(factory.policy.max_builds)
 
     def known(self, key: str) -> bool:
         return self.factory.known(key)
 
+    def check(self, key: str) -> None:
+        self.factory.check(key)
+
     def get(self, key: str) -> _Slot:
-        with self._lock:  # building under the lock: two requests for a new key build it once
-            if key not in self._cache:
-                self._cache[key] = _Slot(*self.factory.build(key))
+        with self._lock:
+            if (slot := self._cached(key)) is not None:
+                return slot
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:  # two requests for a new key build it once
+            with self._lock:
+                if (slot := self._cached(key)) is not None:
+                    return slot
+            if not self._builds.acquire(timeout=self.factory.policy.build_wait_s):
+                raise BuildsBusy(
+                    f"other braids are being built; try again (waited {self.factory.policy.build_wait_s:g}s)"
+                )
+            try:
+                slot = _Slot(*self.factory.build(key))
+            finally:
+                self._builds.release()
+            with self._lock:
+                self._cache[key] = slot
+                self._key_locks.pop(key, None)
                 while len(self._cache) > self.capacity:
                     # an evicted braid may still be generating: its thread ends with its last reference
                     self._cache.popitem(last=False)
+                return slot
+
+    def _cached(self, key: str) -> _Slot | None:
+        slot = self._cache.get(key)
+        if slot is not None:
             self._cache.move_to_end(key)
-            return self._cache[key]
+        return slot
 
     def info(self, key: str) -> dict:
         return self.get(key).info

@@ -35,19 +35,22 @@ def build_coordinator(config: ServeConfig, braids: Any = None) -> Coordinator:
 
 
 def braid_factory(config: ServeConfig, meta: Any = None):
-    """What builds braids by key: the pool's paths (from the meta-braider checkpoint), pinned braids, records."""
-    from serve.braids import BraidFactory
+    """What builds braids by key: the pool's paths and decision grid (from the meta-braider checkpoint),
+    pinned braids, records, and the operator's policy for client-named structures."""
+    from serve.braids import BraidFactory, grid_keys
 
-    paths = {}
-    if meta is not None:
-        paths = meta.agent.paths
-    elif config.meta_braider:
-        import torch
+    paths, grid = {}, frozenset()
+    if meta is None and config.meta_braider:
+        from braid.meta import MetaBraider
 
-        paths = torch.load(config.meta_braider, weights_only=False).get("paths", {})
+        agent = MetaBraider.load(config.meta_braider)
+    else:
+        agent = meta.agent if meta is not None else None
+    if agent is not None:
+        paths, grid = agent.paths, grid_keys(agent.candidates)
     records = []
     if config.records:
         from tune.records import load_records
 
         records = load_records(config.records)
-    return BraidFactory(paths, dict(config.braids), records)
+    return BraidFactory(paths, dict(config.braids), records, grid=grid, policy=config.braid_policy)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from serve.braids import BraidPolicy
 from tools.config import ToolsConfig
 
 
@@ -59,6 +60,9 @@ class ServeConfig(_Frozen):
         default_factory=dict, description="pinned braids: model name -> save_pretrained directory"
     )
     default_model: str = Field("auto", description="'auto' (the meta-braider decides) or a pinned braid")
+    braid_policy: BraidPolicy = Field(
+        default_factory=BraidPolicy, description="which braid structures clients may name, and their limits"
+    )
     data_dir: str | None = Field(None, description="memory, response log and agent state; default: data dir")
     use_memory: bool = True
     use_tools: bool = True

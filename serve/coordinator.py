@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from serve.braids import DEFAULT, BraidFactory, GenParams, LocalBraids, decision_key
+from serve.braids import DEFAULT, BraidFactory, GenParams, LocalBraids, decision_key, grid_keys
 from serve.planner import ModelPlanner, RulePlanner, ToolCall, supports_tool_calls
 from serve.prompt import build_prompt, infer_task
 
@@ -90,7 +90,8 @@ class Coordinator:
             OnlineMeta(meta_braider)
         )  # fmt: skip
         paths = getattr(self.meta.agent, "paths", {}) if self.meta else {}
-        self.braids = braids or LocalBraids(BraidFactory(paths, default=braided_model), cache_size)
+        grid = grid_keys(self.meta.agent.candidates) if self.meta else None
+        self.braids = braids or LocalBraids(BraidFactory(paths, default=braided_model, grid=grid), cache_size)
         self.default_key = default_model or (
             DEFAULT if braided_model is not None or self.meta is None else "auto"
         )
@@ -168,6 +169,7 @@ class Coordinator:
         if model != "auto":
             if not self.braids.known(model):
                 raise UnknownModel(f"unknown model {model!r}; available: {self.models()}")
+            self.braids.check(model)  # a client-named structure: allowed and within limits, before building
             return model, None, None, task
         if self.meta is None:
             raise UnknownModel(f"model 'auto' needs a meta-braider; available: {self.models()}")

@@ -63,6 +63,11 @@ class ToolsConfig(_Frozen):
     search: SearchSettings = SearchSettings()
     mcp_servers: tuple[McpServerSpec, ...] = ()
     tool_timeout_s: float = Field(30.0, gt=0, description="cap on any one execute() call")
+    max_running_calls: int = Field(
+        32,
+        ge=1,
+        description="tool calls running at once, those past their timeout included; more are refused",
+    )
 
     @model_validator(mode="after")
     def _unique_servers(self) -> ToolsConfig:

@@ -3,11 +3,16 @@
 Local tools validate their arguments with a pydantic model; tools from external MCP servers validate with the
 JSON schema the server published. Either way a bad argument raises ToolValidationError naming the field, an
 unknown name raises UnknownToolError listing the tools there are, and every call has a timeout.
+
+A Python thread cannot be killed, so a call runs on a thread of its own: one that outlives its timeout is
+abandoned (the caller gets ToolTimeoutError at once) and holds no worker that later calls need. Calls still
+running, abandoned ones included, are capped (``max_running_calls``); past the cap a call is refused at once
+rather than queued behind stuck ones. Built-in tools end by themselves (the fetcher has one total deadline).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -72,7 +77,7 @@ class ToolExecutor:
         self.config = config or ToolsConfig()
         self.resolver = resolver
         self._tools: dict[str, Tool] = {}
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="tool")
+        self._running, self._lock = 0, threading.Lock()
         self._connections: list[Any] = []
         if builtin:
             from tools.builtin import builtin_tools
@@ -127,12 +132,40 @@ class ToolExecutor:
             )
         validated = tool.validate(args or {})
         timeout = timeout_s or self.config.tool_timeout_s
-        future = self._pool.submit(tool.call, validated)
-        try:
-            return to_jsonable(future.result(timeout=timeout))
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise ToolTimeoutError(f"{name} did not finish within {timeout:g}s") from None
+        done, out = self._start(name, tool, validated)
+        if not done.wait(timeout):
+            raise ToolTimeoutError(f"{name} did not finish within {timeout:g}s")
+        if "error" in out:
+            raise out["error"]
+        return to_jsonable(out["value"])
+
+    @property
+    def running(self) -> int:
+        """Tool calls still running, including any abandoned past their timeout."""
+        return self._running
+
+    def _start(self, name: str, tool: Tool, validated: Any) -> tuple[threading.Event, dict]:
+        with self._lock:
+            if self._running >= self.config.max_running_calls:
+                raise ToolTimeoutError(
+                    f"{name} was not started: {self._running} tool calls are still running "
+                    f"(max_running_calls {self.config.max_running_calls})"
+                )
+            self._running += 1
+        done, out = threading.Event(), {}
+
+        def run() -> None:
+            try:
+                out["value"] = tool.call(validated)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                out["error"] = e
+            finally:
+                with self._lock:
+                    self._running -= 1
+                done.set()
+
+        threading.Thread(target=run, name=f"tool-{name}", daemon=True).start()
+        return done, out
 
     async def aexecute(self, name: str, args: dict | None = None, timeout_s: float | None = None) -> Any:
         import anyio
@@ -143,7 +176,6 @@ class ToolExecutor:
         for conn in self._connections:
             conn.close()
         self._connections.clear()
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> ToolExecutor:
         return self

@@ -6,7 +6,6 @@ Caps: a wall-clock deadline for the whole fetch (redirects included), a streamin
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
@@ -37,26 +36,39 @@ def media_type(content_type: str) -> tuple[str, str | None]:
 
 
 class SafeFetcher:
+    """``fetch(url)`` under one deadline for everything: name checks, connects, headers and body of every hop.
+
+    httpx's timeouts are per operation, so a server that sends one header byte every few seconds never trips
+    them; the whole fetch therefore runs as one asyncio task under ``asyncio.wait_for``, which cancels it
+    wherever it is waiting when the deadline passes.
+    """
+
     def __init__(self, settings: FetchSettings | None = None, resolver: Resolver = system_resolver):
         self.settings = settings or FetchSettings()
         self.policy = UrlPolicy(allow=self.settings.allow, resolver=resolver)
 
     def fetch(self, url: str) -> FetchedPage:
+        import asyncio
+
+        try:
+            return asyncio.run(asyncio.wait_for(self._fetch(url), self.settings.timeout_s))
+        except TimeoutError:
+            raise FetchError(f"timed out after {self.settings.timeout_s:g}s fetching {url}") from None
+
+    async def _fetch(self, url: str) -> FetchedPage:
+        import asyncio
+
         import httpx2
 
-        deadline = time.monotonic() + self.settings.timeout_s
         redirects: list[str] = []
         # trust_env=False: an environment proxy would resolve the name itself and undo the pinning
-        with httpx2.Client(follow_redirects=False, trust_env=False) as client:
+        async with httpx2.AsyncClient(follow_redirects=False, trust_env=False) as client:
             current = url
             for _ in range(self.settings.max_redirects + 1):
-                target = self.policy.check(current)
+                # name resolution blocks: in a thread, so the deadline can still cancel the wait
+                target = await asyncio.to_thread(self.policy.check, current)
                 try:
-                    page, location = self._get(client, target, deadline)
-                except httpx2.TimeoutException as e:
-                    raise FetchError(
-                        f"timed out after {self.settings.timeout_s:g}s fetching {current}"
-                    ) from e
+                    page, location = await self._get(client, target)
                 except httpx2.HTTPError as e:
                     raise FetchError(f"could not fetch {current}: {type(e).__name__}: {e}") from e
                 if page is not None:
@@ -66,19 +78,13 @@ class SafeFetcher:
                 redirects.append(current)
         raise FetchError(f"too many redirects (more than {self.settings.max_redirects}) starting at {url}")
 
-    def _get(self, client, target: PinnedURL, deadline: float) -> tuple[FetchedPage | None, str]:
-        import httpx2
-
+    async def _get(self, client, target: PinnedURL) -> tuple[FetchedPage | None, str]:
         headers = {"Host": target.host_header, "User-Agent": self.settings.user_agent, "Accept": "*/*"}
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        remaining = self._remaining(deadline, target.url)
-        with client.stream(
-            "GET",
-            target.connect_url,
-            headers=headers,
-            extensions=extensions,
-            timeout=httpx2.Timeout(remaining),
-        ) as resp:
+        request = client.build_request("GET", target.connect_url, headers=headers, extensions=extensions,
+                                       timeout=self.settings.timeout_s)  # fmt: skip
+        resp = await client.send(request, stream=True)
+        try:
             if resp.is_redirect:
                 if "location" not in resp.headers:
                     raise FetchError(f"redirect without a Location header from {target.url}")
@@ -90,24 +96,19 @@ class SafeFetcher:
                 raise FetchError(
                     f"unsupported content type {kind!r} at {target.url} (supported: {', '.join(self.settings.content_types)})"
                 )
-            body = self._read_capped(resp, target.url, deadline)
+            body = await self._read_capped(resp, target.url)
+        finally:
+            await resp.aclose()
         return FetchedPage(target.url, resp.status_code, kind, charset, body), ""
 
-    def _read_capped(self, resp, url: str, deadline: float) -> bytes:
+    async def _read_capped(self, resp, url: str) -> bytes:
         cap = self.settings.max_bytes
         declared = resp.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
             raise FetchError(f"page too large: {url} declares {int(declared)} bytes, over the {cap}-byte cap")
         body = bytearray()
-        for chunk in resp.iter_bytes():
+        async for chunk in resp.aiter_bytes():
             body += chunk
             if len(body) > cap:
                 raise FetchError(f"page too large: {url} passed the {cap}-byte cap while streaming")
-            self._remaining(deadline, url)
         return bytes(body)
-
-    def _remaining(self, deadline: float, url: str) -> float:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise FetchError(f"timed out after {self.settings.timeout_s:g}s fetching {url}")
-        return left

@@ -30,3 +30,17 @@ def server(meta_checkpoint, pages, tmp_path_factory):
 def call(server, method: str, path: str, json=None, key: str | None = KEY, **kw) -> httpx.Response:
     headers = ({"Authorization": f"Bearer {key}"} if key else {}) | kw.pop("headers", {})
     return httpx.request(method, server.url + path, json=json, headers=headers, timeout=60, **kw)
+
+
+@pytest.fixture
+def serve_coordinator(meta_checkpoint, tmp_path):
+    """make(**config overrides) -> a Coordinator over the tiny zoo's meta-braider (no HTTP)."""
+    from serve.build import build_coordinator
+    from serve.config import ServeConfig
+
+    def make(**overrides):
+        config = ServeConfig(meta_braider=str(meta_checkpoint), data_dir=str(tmp_path / "state"), api_key=None,
+                             use_tools=False, **overrides)  # fmt: skip
+        return build_coordinator(config)
+
+    return make
