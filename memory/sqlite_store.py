@@ -53,6 +53,7 @@ class SQLiteStore(MemoryStore):
         self._db.execute("PRAGMA foreign_keys=ON")
         self._lock = threading.RLock()
         self._vectors: dict[str, tuple[list, np.ndarray] | None] = {"message": None, "document": None}
+        self._data_version: int | None = None  # PRAGMA data_version when the matrices were read
 
     def _tx(self):
         return _Transaction(self._db, self._lock)
@@ -233,6 +234,12 @@ class SQLiteStore(MemoryStore):
     # -- search -----------------------------------------------------------------------------------------------
     def _matrix(self, kind: str) -> tuple[list, np.ndarray]:
         with self._lock:
+            # data_version moves when another connection (another process: a second gateway replica on the
+            # same state dir) commits; this connection's own writes reset the matrices where they happen
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._data_version:
+                self._vectors = {"message": None, "document": None}
+                self._data_version = version
             if self._vectors[kind] is None:
                 sql = (
                     "SELECT id, content, conversation_id, embedding FROM messages ORDER BY rowid"

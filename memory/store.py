@@ -29,16 +29,21 @@ class Conversation(BaseModel):
     message_count: int = 0
 
 
+# One limit on every backend: Neo4j's index refuses keys over ~8 KB, so names stop at 1024 characters
+# (at most 4 KB of UTF-8) on SQLite too.
+MAX_NAME = 1024
+
+
 class Entity(BaseModel):
-    name: str
-    type: str
+    name: str = Field(min_length=1, max_length=MAX_NAME)
+    type: str = Field(min_length=1, max_length=MAX_NAME)
     description: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class Relationship(BaseModel):
-    source: str
-    target: str
+    source: str = Field(min_length=1, max_length=MAX_NAME)
+    target: str = Field(min_length=1, max_length=MAX_NAME)
     type: str
     metadata: dict[str, Any] = Field(default_factory=dict)
 

@@ -81,6 +81,8 @@ def _serve_here(cfg) -> None:
 
     from serve.api import create_app
     from serve.build import build_coordinator
+    from serve.local import header_deadline_protocol
 
     coordinator = build_coordinator(cfg)
-    uvicorn.run(create_app(lambda: coordinator, cfg), host=cfg.host, port=cfg.port, log_level="warning")
+    uvicorn.run(create_app(lambda: coordinator, cfg), host=cfg.host, port=cfg.port, log_level="warning",
+                http=header_deadline_protocol())  # fmt: skip

@@ -7,12 +7,12 @@ import threading
 from collections import defaultdict, deque
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
-    """ASGI middleware: 413 when a body declares or streams more than ``max_bytes``, before the app reads it."""
+    """ASGI middleware: 413 when a body declares or streams more than ``max_bytes``, before the app sees it.
+
+    The body is read here in full (it is capped) and replayed to the app: a limit raised from inside the app's
+    own read would reach FastAPI's body parser, which reports any read error as a 400.
+    """
 
     def __init__(self, app, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
@@ -23,26 +23,26 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             return await self._reject(send)
-        seen, started = 0, False
-
-        async def counted_receive():
-            nonlocal seen
+        chunks, size, more = [], 0, True
+        while more:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _TooLarge
-            return message
+            if message["type"] != "http.request":  # the client left before its body was in
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                return await self._reject(send)
+            more = message.get("more_body", False)
+        replayed = False
 
-        async def tracked_send(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def replay():
+            nonlocal replayed
+            if replayed:  # after the body: the app waits for a disconnect (streaming responses)
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
-        try:
-            await self.app(scope, counted_receive, tracked_send)
-        except _TooLarge:
-            if not started:
-                await self._reject(send)
+        await self.app(scope, replay, send)
 
     async def _reject(self, send) -> None:
         body = json.dumps({"error": {"message": f"request body exceeds {self.max_bytes} bytes",

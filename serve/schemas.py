@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ID = r"^[A-Za-z0-9_.:-]{1,128}$"
 
@@ -15,7 +15,34 @@ ID = r"^[A-Za-z0-9_.:-]{1,128}$"
 STRICT = {"frozen": True, "strict": True, "allow_inf_nan": False}
 
 
-class _In(BaseModel):
+class _Text(BaseModel):
+    """Every string of a request body is text a tokenizer can read: JSON's "\\ud800" decodes to a lone
+    surrogate, which no UTF-8 tokenizer takes (it raised a TypeError deep in generation)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode(cls, data: Any) -> Any:
+        _check_text(data, "")
+        return data
+
+
+def _check_text(value: Any, where: str) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(
+                f"{where or 'body'}: not valid Unicode text (a lone surrogate at {e.start})"
+            ) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_text(item, f"{where}[{i}]")
+
+
+class _In(_Text):
     model_config = ConfigDict(extra="forbid", **STRICT)
 
 
@@ -24,7 +51,7 @@ class TextPart(_In):
     text: str = Field(max_length=100_000)
 
 
-class ChatMessage(BaseModel):
+class ChatMessage(_Text):
     model_config = ConfigDict(extra="ignore", **STRICT)  # OpenAI messages carry optional extras
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = Field(None, description="text, or text parts")
@@ -58,7 +85,7 @@ class BraidOptions(_In):
     task: TaskIn | None = None
 
 
-class ChatRequest(BaseModel):
+class ChatRequest(_Text):
     model_config = ConfigDict(extra="ignore", **STRICT)  # unsupported OpenAI options are ignored
     model: str = Field("auto", min_length=1, max_length=256)
     messages: list[ChatMessage] = Field(min_length=1, max_length=256)

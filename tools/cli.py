@@ -65,15 +65,25 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="HTTP bind address; loopback by default"),
     port: int = typer.Option(8765),
     config: Path | None = ConfigOpt,
+    api_key: str | None = typer.Option(
+        None,
+        help="HTTP: require 'Authorization: Bearer <key>' (default: $BRAID_API_KEY); needed beyond loopback",
+    ),
 ) -> None:
     """Expose our tools to MCP clients."""
-    from tools.mcp_server import serve_http, serve_stdio
+    from tools.mcp_server import http_app, serve_stdio
 
     if transport not in ("stdio", "http"):
         raise typer.BadParameter(f"transport must be 'stdio' or 'http', got {transport!r}")
     with _executor(config) as ex:
         if transport == "stdio":
             serve_stdio(ex)
-        else:
-            Console(stderr=True).print(f"MCP (streamable HTTP) on http://{host}:{port}/mcp")
-            serve_http(ex, host, port)
+            return
+        try:
+            app = http_app(ex, host, api_key=api_key)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--host") from None
+        Console(stderr=True).print(f"MCP (streamable HTTP) on http://{host}:{port}/mcp")
+        import uvicorn
+
+        uvicorn.run(app, host=host, port=port, log_level="warning")

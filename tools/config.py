@@ -45,6 +45,7 @@ class McpServerSpec(_Frozen):
     command: tuple[str, ...] | None = Field(None, description="launch over stdio: argv")
     url: str | None = Field(None, description="streamable-HTTP endpoint, e.g. http://127.0.0.1:8765/mcp")
     env: dict[str, str] | None = None
+    api_key: str | None = Field(None, description="HTTP: sent as 'Authorization: Bearer <key>'")
     timeout_s: float = Field(30.0, gt=0)
 
     @model_validator(mode="after")

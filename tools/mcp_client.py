@@ -37,6 +37,15 @@ class McpConnection:
     def _target(self) -> Any:
         from mcp import StdioServerParameters
 
+        if self.spec.url and self.spec.api_key:
+            import httpx2
+            from mcp.client.streamable_http import streamable_http_client
+
+            client = httpx2.AsyncClient(
+                headers={"Authorization": f"Bearer {self.spec.api_key}"}, follow_redirects=True,
+                timeout=httpx2.Timeout(self.spec.timeout_s, read=300.0),
+            )  # fmt: skip
+            return streamable_http_client(self.spec.url, http_client=client)
         if self.spec.url:
             return self.spec.url
         cmd, *args = self.spec.command

@@ -3,13 +3,21 @@
 Built on the SDK's low-level ``Server`` because our registry already holds each tool's JSON schema: the server
 publishes those schemas as they are instead of re-deriving them from Python signatures.
 
+Over HTTP the same key rule as the API holds: with a key (``--api-key`` or $BRAID_API_KEY; empty is none)
+every request needs ``Authorization: Bearer <key>``; without one the server binds to loopback only, where
+the SDK's DNS-rebinding protection is on. Beyond loopback that protection is off (the SDK cannot know the
+host names clients use), which is why a key is required there.
+
     python -m tools.mcp_server --transport http --port 8765     # or: braid mcp serve
 """
 
 from __future__ import annotations
 
 import argparse
+import hmac
+import ipaddress
 import json
+import os
 from typing import Any
 
 from tools.errors import ToolError, UnknownToolError
@@ -72,13 +80,58 @@ def serve_stdio(executor: ToolExecutor) -> None:
     anyio.run(main)
 
 
+def http_app(executor: ToolExecutor, host: str = "127.0.0.1", path: str = "/mcp", api_key: str | None = None):
+    """The streamable-HTTP ASGI app, behind a bearer key when one is given. ``api_key`` None reads
+    $BRAID_API_KEY; an empty or blank key is no key, and no key beyond loopback is a ValueError."""
+    raw = os.environ.get("BRAID_API_KEY") if api_key is None else api_key
+    key = (raw or "").strip() or None
+    if key is None and not is_loopback(host):
+        raise ValueError(
+            f"refusing to serve MCP on {host!r} without an API key: set --api-key or $BRAID_API_KEY, "
+            "or bind to 127.0.0.1"
+        )
+    app = build_mcp_server(executor).streamable_http_app(streamable_http_path=path, host=host)
+    return BearerKey(app, key) if key else app
+
+
+class BearerKey:
+    """ASGI middleware: 401 for HTTP requests without ``Authorization: Bearer <key>`` (lifespan passes)."""
+
+    def __init__(self, app: Any, key: str):
+        self.app, self.key = app, key.encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            header = dict(scope.get("headers") or []).get(b"authorization", b"")
+            scheme, _, token = header.partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self.key):
+                body = b'{"error": "missing or wrong API key (send Authorization: Bearer <key>)"}'
+                headers = [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]
+                await send({"type": "http.response.start", "status": 401, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def serve_http(
-    executor: ToolExecutor, host: str = "127.0.0.1", port: int = DEFAULT_PORT, path: str = "/mcp"
+    executor: ToolExecutor,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    path: str = "/mcp",
+    api_key: str | None = None,
 ) -> None:
     import uvicorn
 
-    app = build_mcp_server(executor).streamable_http_app(streamable_http_path=path, host=host)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(http_app(executor, host, path, api_key), host=host, port=port, log_level="warning")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -89,13 +142,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--config", help="YAML with a 'tools:' section (ToolsConfig)")
+    parser.add_argument("--api-key", default=None, help="bearer key for HTTP (default: $BRAID_API_KEY)")
     args = parser.parse_args(argv)
     config = ToolsConfig.from_yaml(args.config) if args.config else ToolsConfig()
     with ToolExecutor(config) as executor:
         if args.transport == "stdio":
             serve_stdio(executor)
         else:
-            serve_http(executor, args.host, args.port)
+            serve_http(executor, args.host, args.port, api_key=args.api_key)
 
 
 if __name__ == "__main__":

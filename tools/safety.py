@@ -60,8 +60,10 @@ def parse_ipv4_loose(host: str) -> ipaddress.IPv4Address | None:
 def parse_ip(host: str) -> IPAddress | None:
     """An IP literal in any accepted spelling, or None for a name."""
     h = host.strip("[]")
-    if "%" in h:  # a zone id only makes sense for link-local addresses, which are refused anyway
+    if "%" in h and ":" in h:  # a zone id only makes sense for link-local addresses, which are refused anyway
         raise UnsafeURLError(f"IPv6 zone identifiers are not allowed: {host!r}")
+    if "%" in h:  # a client may decode %31%32%37.0.0.1 to 127.0.0.1: no spelling games with the host
+        raise UnsafeURLError(f"percent-encoded characters are not allowed in a host name: {host!r}")
     if ":" in h:
         try:
             return ipaddress.IPv6Address(h)

@@ -73,6 +73,21 @@ def test_hostile_names_are_stored_verbatim(manager, name):
     assert manager.stats()["entities"] == 2
 
 
+def test_entity_names_have_one_limit_on_every_backend(manager):
+    """Neo4j's index refused names over ~8 KB while SQLite stored them: 1024 characters on both."""
+    from memory.store import MAX_NAME
+
+    widest = "\U0001f600" * MAX_NAME  # 4 bytes each in UTF-8: the longest name at its largest
+    manager.create_entity(widest, "t")
+    assert manager.get_entity(widest)["name"] == widest
+    before = manager.stats()
+    with pytest.raises(ValueError, match="at most 1024 characters"):
+        manager.create_entity("x" * (MAX_NAME + 1), "t")
+    with pytest.raises(ValueError, match="at most 1024 characters"):
+        manager.create_entity_relationship(widest, "y" * (MAX_NAME + 1), "LINKS_TO")
+    assert manager.stats() == before
+
+
 @pytest.mark.parametrize("rel", ["HAS`]->(x) DELETE x //", "has framework", "KNOWS'", "", "A" * 65])
 def test_bad_relationship_types_are_refused_and_change_nothing(manager, rel):
     manager.create_entity("a", "t")

@@ -137,13 +137,14 @@ def test_feedback_persists_across_a_redeploy(deployed):
     config, url = deployed
     headers = {"Authorization": f"Bearer {KEY}"}
     client = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)
-    r = chat(client, "def mul(a, b):")
+    answers = [chat(client, "def mul(a, b):") for _ in range(3)]  # one decision; each answer rated once
+    r = answers[0]
     braid = r.model_extra["braid"]
     decide = {"task": braid["task"]}
     before = httpx.post(url + "/v1/braid/decide", json=decide, headers=headers).json()["explanation"]
-    for _ in range(3):
+    for answer in answers:
         fb = httpx.post(
-            url + "/v1/feedback", json={"response_id": r.id, "rating": 1.0}, headers=headers
+            url + "/v1/feedback", json={"response_id": answer.id, "rating": 1.0}, headers=headers
         ).json()
         assert fb["learned"]
     after = httpx.post(url + "/v1/braid/decide", json=decide, headers=headers).json()["explanation"]
