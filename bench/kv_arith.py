@@ -1,8 +1,10 @@
 """KV-arithmetic (CALM's key-value arithmetic): the anchor adds two values that only a member knows.
 
-Sixty random keys each have a digit. The values expert learned ``key=7.``; the anchor learned digit sums
-(``3+5=8.``) and the format ``key+key=<number>.`` with random numbers, so it can add but does not know a
-single value. Answering ``abc+def=`` needs the anchor to compute on what the member knows: output mixing
+Sixty random keys each have a two-digit value (10-49). The values expert learned ``key=37.``; the anchor
+learned sums of such numbers (``23+41=64.``) and the format ``key+key=<number>.`` with random numbers, so it
+can add but does not know a single value. Two digits, not one, so that a part reading no key scores near
+0 (a sum takes 79 values, the likeliest ~3% of the time) rather than at a one-digit sum's ~10% floor, and
+the values expert's own answer (one value) is never the sum. Answering ``abc+def=`` needs the anchor to compute on what the member knows: output mixing
 cannot do it (no member ever predicts a sum), hidden-state fusion into the anchor's early blocks can.
 Fusion trains on keys 0-39 and is tested on pairs of keys 40-59. Mean +- sd over seeds.
 
@@ -33,10 +35,13 @@ from braid.zoo.corpora import FactsDomain, stdlib_prose, value_labelled  # noqa:
 STRATEGIES = {"calm": (800, 3e-3), "attention": (800, 3e-3), "pointer": (300, 3e-3)}
 
 
+VALUES = range(10, 50)
+
+
 def task(seed: int) -> list[tuple[str, int]]:
     keys = [k for k, _ in FactsDomain.make(60, seed=seed).facts]
     rng = random.Random(seed + 7)
-    return [(k, rng.randint(0, 9)) for k in keys]
+    return [(k, rng.choice(VALUES)) for k in keys]
 
 
 def lines(make, count: int, seed: int) -> list[str]:
@@ -44,15 +49,15 @@ def lines(make, count: int, seed: int) -> list[str]:
     return [" ".join(make(rng) for _ in range(4)) for _ in range(count)]
 
 
-def digit_sum(rng: random.Random) -> str:
-    a, b = rng.randint(0, 9), rng.randint(0, 9)
+def number_sum(rng: random.Random) -> str:
+    a, b = rng.choice(VALUES), rng.choice(VALUES)
     return f"{a}+{b}={a + b}."
 
 
 def composed(rows, rng: random.Random, known: bool) -> str:
     """``key+key=sum.``: the true sum of their values, or (``known=False``) a random one (the format)."""
     (a, va), (b, vb) = rng.choice(rows), rng.choice(rows)
-    total = va + vb if known else rng.randint(0, 9) + rng.randint(0, 9)
+    total = va + vb if known else rng.choice(VALUES) + rng.choice(VALUES)
     return f"{a}+{b}={total}."
 
 
@@ -60,19 +65,18 @@ def build_models(root: Path, rows, steps: int, seed: int) -> tuple[dict[str, str
     values = lambda r: "{}={}.".format(*r.choice(rows))  # noqa: E731
     shape = lambda r: composed(rows, r, known=False)  # noqa: E731
     tok = train_tokenizer(
-        stdlib_prose() + lines(shape, 300, seed) + lines(digit_sum, 300, seed), vocab_size=400
+        stdlib_prose() + lines(shape, 300, seed) + lines(number_sum, 300, seed), vocab_size=400
     )
     specs = [
-        ("anchor", "llama", 64, 4, lines(digit_sum, 2000, seed + 1) + lines(shape, 2000, seed + 2), steps),
+        ("anchor", "llama", 64, 4, lines(number_sum, 2000, seed + 1) + lines(shape, 2000, seed + 2), steps),
         ("values", "qwen2", 64, 3, lines(values, 3000, seed + 3), steps),
     ]
     return train_models(root, tok, specs, seed), tok
 
 
 def held_out_pairs(rows) -> list:
-    """A fixed sample of 40 ordered pairs of distinct held-out keys."""
-    pairs = [(a, b) for a in rows for b in rows if a != b]
-    return random.Random(0).sample(pairs, min(40, len(pairs)))
+    """Every ordered pair of distinct held-out keys (380 for 20 keys): one answer is 0.3%, not 2.5%."""
+    return [(a, b) for a in rows for b in rows if a != b]
 
 
 def accuracy(generate, rows) -> float:
@@ -81,11 +85,11 @@ def accuracy(generate, rows) -> float:
     return sum(generate(f"{a}+{b}=") == str(va + vb) for (a, va), (b, vb) in pairs) / len(pairs)
 
 
-def chance(rows) -> float:
-    """The best constant answer's score on the test pairs: a sum of two digits takes 19 values, and the
-    likeliest ones are right about a tenth of the time without reading a key."""
-    sums = Counter(va + vb for (_, va), (_, vb) in held_out_pairs(rows))
-    return max(sums.values()) / sum(sums.values())
+def chance(seen, unseen) -> float:
+    """What a part that reads no key can reach: the commonest sum over pairs of training keys, scored on
+    the test pairs."""
+    guess = Counter(va + vb for (_, va), (_, vb) in held_out_pairs(seen)).most_common(1)[0][0]
+    return accuracy(lambda _: str(guess), unseen)
 
 
 def one_seed(
@@ -94,7 +98,9 @@ def one_seed(
     torch.manual_seed(seed)
     rows = task(seed)
     seen, unseen = rows[:40], rows[40:]
-    out: dict[str, dict] = {"chance (best constant sum)": {"params": None, "exact": chance(unseen)}}
+    out: dict[str, dict] = {
+        "chance (commonest training sum)": {"params": None, "exact": chance(seen, unseen)}
+    }
     with tempfile.TemporaryDirectory() as tmp:
         paths, tok = build_models(Path(tmp), rows, steps, seed)
         train = value_labelled(tok, lines(lambda r: composed(seen, r, known=True), 600, seed + 4))
@@ -143,12 +149,12 @@ def run(smoke_test: bool = False, tiny: bool = False, seeds: int = 3, steps: int
     if not smoke_test:
         fusion = ", ".join(f"{s} {n} steps" for s, (n, _) in STRATEGIES.items())
         body = (
-            f"Anchor (Llama 64x4) trained on digit sums and the format with random numbers; values expert "
-            f"(Qwen2 64x3) on `key=digit.`; {steps} pretraining steps each. Fusion on sums over keys 0-39 "
-            f"({fusion}, lr 3e-3, value-only labels), tested on 40 pairs of keys 40-59; hidden-state strategies "
+            f"Anchor (Llama 64x4) trained on sums of numbers 10-49 and the format with random numbers; values "
+            f"expert (Qwen2 64x3) on `key=value.` (values 10-49); {steps} pretraining steps each. Fusion on sums over keys 0-39 "
+            f"({fusion}, lr 3e-3, value-only labels), tested on all 380 ordered pairs of keys 40-59; hidden-state strategies "
             f"at anchor blocks 0 and 1; LoRA rank matched to the largest braid, 800 steps. Mean ± sd over "
-            f"{seeds} seeds. Chance: the best constant answer on the same pairs (a sum of two digits has 19 "
-            f"values), the floor a part that reads no key reaches.\n\n" + md
+            f"{seeds} seeds. Chance: the commonest sum over pairs of training keys, answered to every test "
+            f"pair (a sum takes 79 values), the floor a part that reads no key reaches.\n\n" + md
         )
         write_section(
             "kv_arith", "KV-arithmetic (bench/kv_arith.py)", f"python bench/kv_arith.py --seeds {seeds}", body
