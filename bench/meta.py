@@ -32,8 +32,8 @@ from braid.meta.learn import adapt, observations_from_records, pretrain  # noqa:
 
 SPACE = DecisionSpace(steps=(20,), fusion_dims=(16,), fusion_points=(1, 2))
 CACHE = (
-    Path.home() / ".cache" / "llm-braid" / "bench-meta-records-v5.jsonl"
-)  # v5: the output router reads evidence features and chooses WordPiece readings (v4: output-level, calm)
+    Path.home() / ".cache" / "llm-braid" / "bench-meta-records-v6.jsonl"
+)  # v6: the output router is a switch times a competition (v5: evidence features, reading choice)
 
 
 def tasks(smoke: bool):
