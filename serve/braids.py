@@ -296,5 +296,6 @@ def generate(braided: Any, prompt: str, params: GenParams) -> Generated:
     return Generated(
         text=text,
         prompt_tokens=count(fit_prompt(braided, prompt, params.max_new_tokens)),
-        completion_tokens=count(text),
+        # re-tokenising the text can count more tokens than were generated (12 for max_tokens=10)
+        completion_tokens=min(count(text), params.max_new_tokens),
     )
