@@ -84,5 +84,8 @@ def _serve_here(cfg) -> None:
     from serve.local import header_deadline_protocol
 
     coordinator = build_coordinator(cfg)
+    console.print(
+        f"serving on http://{cfg.host}:{cfg.port}/v1 (uvicorn in this process; Ctrl-C stops)", soft_wrap=True
+    )
     uvicorn.run(create_app(lambda: coordinator, cfg), host=cfg.host, port=cfg.port, log_level="warning",
                 http=header_deadline_protocol())  # fmt: skip
