@@ -208,10 +208,18 @@ def zoo_build(
 
 @zoo_app.command("list")
 def zoo_list(tiny: bool = False, cache_dir: Path | None = None) -> None:
-    """Print the cards of the zoo members built so far."""
-    from braid.zoo.build import cards_table, load_cards
+    """Print the cards of the zoo members built so far, and where the zoo lives (the paths braids take)."""
+    from braid.zoo.build import cards_table, load_cards, zoo_dir
 
-    console.print(cards_table(load_cards(tiny, cache_dir)))
+    cards, root = load_cards(tiny, cache_dir), zoo_dir(tiny, cache_dir)
+    if not cards:
+        other = "" if tiny else " (or `braid zoo list --tiny` for the tiny zoo, which `make demo` builds)"
+        console.print(
+            f"no zoo members built yet in {root}: run `braid zoo build{' --tiny' if tiny else ''}`{other}"
+        )
+        return
+    console.print(cards_table(cards))
+    console.print(f"zoo: {root} (each member's directory is a model path for BraidedLLM)", soft_wrap=True)
 
 
 @app.command()

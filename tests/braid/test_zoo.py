@@ -41,8 +41,11 @@ def test_model_cards_exist_and_describe_the_model(tiny_zoo):
         assert card["parameters"] == ModelWrapper(path).num_parameters
         assert 1.0 < card["held_out_char_perplexity"] < 50
         assert (Path(path) / "README.md").read_text().startswith(f"# {card['name']}")
-    result = CliRunner().invoke(app, ["zoo", "list", "--tiny", "--cache-dir", str(cache)])
+    result = CliRunner().invoke(app, ["zoo", "list", "--tiny", "--cache-dir", str(cache)], terminal_width=200)
     assert result.exit_code == 0 and "prose-llama" in result.stdout
+    assert str(Path(paths["prose-llama"]).parent) in result.stdout.replace("\n", "")  # where the zoo lives
+    empty = CliRunner().invoke(app, ["zoo", "list", "--cache-dir", str(cache)], terminal_width=200)
+    assert empty.exit_code == 0 and "no zoo members built yet" in empty.stdout and "--tiny" in empty.stdout
 
 
 @pytest.mark.slow
