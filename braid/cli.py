@@ -110,14 +110,49 @@ def generate(
 ) -> None:
     """Stream a continuation of PROMPT from a saved braid."""
     from braid.braided import BraidedLLM
+    from braid.generation import SamplingParams, check_prompt
 
+    if not (braid_dir / "braid_config.json").is_file():
+        _fail(
+            f"{braid_dir} is not a saved braid (no braid_config.json): give a directory save_pretrained wrote"
+        )
+    try:  # settings are checked before any weights load
+        SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, stop=stop)
+        if not prompt:
+            check_prompt([], prompt, max_new_tokens)
+    except ValueError as e:
+        _fail(_first_line(e))
     braided = BraidedLLM.from_pretrained(braid_dir)
-    pieces = braided.generate(
-        prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, stop=stop, stream=True
-    )
-    for piece in pieces:
-        console.print(piece, end="", soft_wrap=True)
+    try:
+        pieces = braided.generate(
+            prompt,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            stop=stop,
+            stream=True,
+        )
+        for piece in pieces:
+            console.print(piece, end="", soft_wrap=True)
+    except ValueError as e:  # the prompt does not fit a member's positions
+        _fail(_first_line(e))
     console.print()
+
+
+def _fail(message: str) -> None:
+    """A mistake the user can fix: one line on stderr, exit code 2."""
+    Console(stderr=True).print(f"[red]error:[/red] {message}", soft_wrap=True, highlight=False)
+    raise typer.Exit(2)
+
+
+def _first_line(e: Exception) -> str:
+    """A validation error's field and message, without pydantic's trailing URL lines."""
+    from pydantic import ValidationError
+
+    if isinstance(e, ValidationError):
+        err = e.errors()[0]
+        return f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}"
+    return str(e).splitlines()[0]
 
 
 @app.command()

@@ -192,8 +192,28 @@ def continue_tokens(
             logits = session.feed(torch.tensor([[token]], device=device))
 
 
+def check_prompt(models: Iterable[Any], prompt: str, max_new_tokens: int) -> None:
+    """ValueError before any work when ``prompt`` is empty or a member cannot hold it and ``max_new_tokens``
+    more within its position limit (members tokenize the same text into different lengths). The library
+    refuses such a prompt rather than cutting it; the HTTP server keeps its last part (``fit_prompt``)."""
+    if not prompt:
+        raise ValueError("the prompt is empty: a braid continues text, give it at least one character")
+    for i, member in enumerate(models):
+        cfg = member.config
+        limit = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+        if limit is None:
+            continue
+        n = len(member.tokenizer(prompt, add_special_tokens=True)["input_ids"])
+        if n + max_new_tokens > limit:
+            raise ValueError(
+                f"the prompt is {n} tokens for member {i} ({member.model_name}) and max_new_tokens is {max_new_tokens}: "
+                f"more than its {limit} positions; shorten the prompt or lower max_new_tokens"
+            )
+
+
 def stream_text(braided: BraidedLLM, prompt: str, params: SamplingParams) -> Iterator[str]:
     """Text pieces of the continuation of ``prompt``, cut before the first stop string."""
+    check_prompt(braided.models, prompt, params.max_new_tokens)
     enc = braided.anchor_model.encode(prompt)
     return text_pieces(generate_tokens(braided, enc["input_ids"], params), braided.tokenizer, params.stop)
 

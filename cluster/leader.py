@@ -23,7 +23,7 @@ import torch
 
 from braid.braided import BraidedLLM, FusionStep
 from braid.config import BraidConfig, MemberConfig
-from braid.generation import SamplingParams, continue_tokens, text_pieces
+from braid.generation import SamplingParams, check_prompt, continue_tokens, text_pieces
 from braid.model_wrapper import ModelWrapper, load_tokenizer
 from cluster.channel import ERROR, NO_UPDATE, RESULT, UPDATE, ChannelError, TensorChannel, parse_dtype
 
@@ -287,6 +287,7 @@ class LeaderBraid(BraidedLLM):
                 self.recover(e)
 
     def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
+        check_prompt(self.models, prompt, params.max_new_tokens)
         ids = self.anchor_model.encode(prompt)["input_ids"]
         return text_pieces(self.tokens(ids, params), self.tokenizer, params.stop)
 

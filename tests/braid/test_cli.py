@@ -46,3 +46,25 @@ def test_bad_train_config_names_the_field(trio, tmp_path):
     result = runner.invoke(app, ["train", str(tmp_path / "bad.yaml")])
     assert result.exit_code == 2
     assert "fusion_strategy" in result.output and "learned_weighted" in result.output
+
+
+def test_generate_mistakes_are_one_line_exit_2(trio, tmp_path):
+    BraidedLLM(trio[:2], fusion_strategy="router", fusion_layers=[0]).save_pretrained(tmp_path / "b")
+    cases = [
+        ([str(tmp_path / "b"), ""], "the prompt is empty"),
+        ([str(tmp_path / "b"), "hi", "--max-new-tokens", "-3"], "max_new_tokens: Input should be greater"),
+        ([str(tmp_path), "hi"], "is not a saved braid (no braid_config.json)"),
+        (
+            [str(tmp_path / "b"), "word " * 400, "--max-new-tokens", "8"],
+            "shorten the prompt or lower max_new_tokens",
+        ),
+    ]
+    for args, message in cases:
+        result = CliRunner().invoke(app, ["generate", *args], terminal_width=400)
+        assert result.exit_code == 2, result.output
+        ours = [
+            line
+            for line in result.stderr.splitlines()
+            if line.strip() and not line.startswith("Loading weights")
+        ]
+        assert message in result.stderr and len(ours) == 1 and "Traceback" not in result.stderr, result.stderr

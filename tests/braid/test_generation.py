@@ -76,3 +76,17 @@ def test_stream_holds_back_possible_stop_prefixes():
 def test_bad_sampling_params_are_rejected(fused_trio):
     with pytest.raises(ValueError, match="temperature"):
         fused_trio.generate("x", temperature=-1)
+
+
+def test_a_prompt_no_member_can_hold_is_refused_before_any_work(fused_trio):
+    """A 20k-character prompt on 512-position members once grew attention fusion's memory until the kernel
+    killed the process; now it is a ValueError naming the member and its limit, before the prefill."""
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="more than its 512 positions; shorten the prompt"):
+        fused_trio.generate("many words " * 2000, max_new_tokens=8)
+    assert time.perf_counter() - start < 5
+    with pytest.raises(ValueError, match="the prompt is empty"):
+        fused_trio.generate("", max_new_tokens=4)
+    assert fused_trio.generate("the braid", max_new_tokens=2) is not None
