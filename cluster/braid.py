@@ -41,6 +41,27 @@ def fusion_actor_class() -> Any:
     return ray.remote(max_restarts=0)(FusionHost)
 
 
+def wait_placed(pg: Any, bundles: list[dict[str, float]], timeout_s: float) -> bool:
+    """Wait for a placement group that fits the cluster but not yet its free resources (other work holds
+    them), saying so every 30 s rather than waiting in silence."""
+    import logging
+    import time
+
+    import ray
+
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _ = ray.wait([pg.ready()], timeout=min(30.0, left))
+        if ready:
+            return True
+        logging.getLogger(__name__).warning(
+            "waiting for free resources for the braid's bundles %s (%.0fs left of ready_timeout_s)",
+            bundles,
+            left,
+        )
+    return False
+
+
 class RayBraidedLLM:
     """Same forward / generate / save_pretrained as ``BraidedLLM``; ``shutdown()`` (or ``with``) frees it."""
 
@@ -53,10 +74,13 @@ class RayBraidedLLM:
         self.tokenizer = load_tokenizer(config.model_configs[config.anchor].model_name)
         if not ray.is_initialized():
             ray.init(configure_logging=False, log_to_driver=False)
-        gpus = ray.cluster_resources().get("GPU", 0.0)
+        resources = ray.cluster_resources()
+        gpus = resources.get("GPU", 0.0)
+        self.placement = self.placement.resolved(len(config.model_configs), resources.get("CPU", 0.0))
         bundles = self.placement.bundles(len(config.model_configs), gpus)
+        self.placement.check_fits(bundles, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
         self.pg = placement_group(bundles, strategy=self.placement.strategy)
-        ready, _ = ray.wait([self.pg.ready()], timeout=self.placement.ready_timeout_s)
+        ready = wait_placed(self.pg, bundles, self.placement.ready_timeout_s)
         if not ready:
             remove_placement_group(self.pg)
             raise RuntimeError(

@@ -71,7 +71,24 @@ def test_shutdown_leaves_no_actors_or_placement_groups(ray_local, trio, tmp_path
     remote.shutdown()  # twice is fine
 
 
-def test_unplaceable_braid_fails_fast_with_the_reason(ray_local, trio):
-    too_big = SMALL.model_copy(update={"cpus_per_member": 8.0, "ready_timeout_s": 3})
-    with pytest.raises(RuntimeError, match="cannot place the braid: 4 bundles"):
+def test_unplaceable_braid_fails_at_once_naming_what_is_missing(ray_local, trio):
+    import time
+
+    too_big = SMALL.model_copy(update={"cpus_per_member": 8.0})  # waiting would take ready_timeout_s (180 s)
+    start = time.perf_counter()
+    with pytest.raises(
+        RuntimeError, match="cannot place the braid: 4 bundles .* need 24.5 CPU in all; the cluster has 2"
+    ):
         BraidedLLM(trio, fusion_dim=16, placement="ray", ray_placement=too_big)
+    assert time.perf_counter() - start < 10
+
+
+def test_the_default_placement_fits_a_two_cpu_machine(ray_local, trio):
+    """The README's Ray example with default settings once asked one CPU per bundle and waited 600 s."""
+    from cluster import RayPlacement
+
+    with BraidedLLM(
+        trio, fusion_dim=16, fusion_layers=[0], placement="ray", ray_placement=RayPlacement()
+    ) as remote:
+        assert remote.placement.cpus_per_member == remote.placement.fusion_cpus == 0.5  # 2 CPUs, 4 bundles
+        assert isinstance(remote.generate("the braid", max_new_tokens=2), str)
