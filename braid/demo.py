@@ -7,7 +7,6 @@ nor the fusion has seen: only reading the expert can answer them.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -24,7 +23,9 @@ DEMO_VERSION = "2"
 
 
 def cache_dir() -> Path:
-    base = Path(os.environ.get("BRAID_CACHE", Path.home() / ".cache" / "llm-braid"))
+    from braid.paths import cache_dir as root
+
+    base = root()
     return base / f"demo-v{DEMO_VERSION}"
 
 

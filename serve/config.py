@@ -89,7 +89,9 @@ class ServeConfig(_Frozen):
     @field_validator("meta_braider", "records", "data_dir")
     @classmethod
     def _expand(cls, v: str | None) -> str | None:
-        return None if v is None else os.path.expandvars(os.path.expanduser(v))
+        from braid.paths import expand
+
+        return None if v is None else expand(v)
 
     @field_validator("braids")
     @classmethod

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 import threading
@@ -22,6 +21,8 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from braid.paths import demo_dir
+
 PAGE = b"""<!doctype html><html><head><title>Braided language models</title></head><body><main><article>
 <h1>Braided language models</h1>
 <p>A braid runs several frozen language models side by side. At a few chosen layers each model's hidden
@@ -30,10 +31,6 @@ stream through a gate that starts at zero, so an untrained braid is exactly its 
 <p>A meta-braider reads the task and the model pool and decides which models to braid, at which layers,
 with which fusion strategy and parameters. Feedback on answers keeps teaching it.</p>
 </article></main></body></html>"""
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("BRAID_CACHE", Path.home() / ".cache" / "llm-braid"))
 
 
 class _Page(BaseHTTPRequestHandler):
@@ -227,7 +224,7 @@ def main(quick: bool = False, workdir: str | Path | None = None) -> dict:
     from ray import serve
 
     console = Console(width=None if Console().is_terminal else 140)
-    work = Path(workdir or cache_root() / "demo")
+    work = Path(workdir) if workdir else demo_dir()
     work.mkdir(parents=True, exist_ok=True)
     start, pages = time.perf_counter(), page_server()
     try:

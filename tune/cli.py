@@ -24,7 +24,9 @@ def tune_command(
     search: str = typer.Option("optuna", help="optuna (TPE, quality x latency) or random"),
     scheduler: str = typer.Option("asha", help="asha or fifo"),
     tiny: bool = typer.Option(True, help="use the tiny zoo (fast); --no-tiny for the full zoo"),
-    storage_path: Path | None = typer.Option(None, help="default: ~/.cache/llm-braid/sweeps"),
+    storage_path: Path | None = typer.Option(
+        None, help="default: $BRAID_CACHE/sweeps (~/.cache/llm-braid/sweeps)"
+    ),
     plot: Path | None = typer.Option(None, help="Pareto PNG; default: next to the records"),
 ) -> None:
     """Sweep braiding configurations per task; writes versioned sweep records (JSONL)."""

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from braid.paths import cache_dir
 from tune.records import Cost, ModelFeatures, SweepRecord, write_records
 from tune.space import BraidChoice, SearchSpace
 from tune.tasks import TaskSpec, TaskSuite
@@ -34,7 +35,7 @@ class SweepConfig(BaseModel):
         None, description="configs to try first (known-good ones)"
     )
     verbose: int = Field(1, ge=0, le=3, description="Tune's console output (0: silent)")
-    storage_path: str = Field(default_factory=lambda: str(Path.home() / ".cache" / "llm-braid" / "sweeps"))
+    storage_path: str = Field(default_factory=lambda: str(cache_dir() / "sweeps"))
 
 
 def _searcher(cfg: SweepConfig):

@@ -9,9 +9,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from braid.paths import default_agent
+
 console = Console()
 app = typer.Typer(help="The meta-braider: learn which models to braid, where and how.", no_args_is_help=True)
-DEFAULT_AGENT = Path.home() / ".cache" / "llm-braid" / "meta-braider.pt"
+DEFAULT_AGENT = default_agent()  # $BRAID_CACHE/meta-braider.pt, else the demo's
 
 
 def _task(task_type: str, complexity: float, capabilities: str, description: str):

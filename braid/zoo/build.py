@@ -9,7 +9,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -80,7 +79,9 @@ def zoo_spec(tiny: bool = False) -> ZooSpec:
 
 
 def zoo_dir(tiny: bool = False, cache_dir: str | Path | None = None) -> Path:
-    base = Path(cache_dir or os.environ.get("BRAID_CACHE", Path.home() / ".cache" / "llm-braid"))
+    from braid.paths import cache_dir as default_cache
+
+    base = Path(cache_dir) if cache_dir else default_cache()
     return base / f"zoo-v{ZOO_VERSION}-{'tiny' if tiny else 'full'}"
 
 
