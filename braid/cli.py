@@ -284,9 +284,17 @@ def bench(
 def demo(
     quick: bool = typer.Option(False, help="a smaller sweep and pretraining (CI)"),
     workdir: Path | None = typer.Option(None, help="default: $BRAID_CACHE/demo or ~/.cache/llm-braid/demo"),
+    prepare: bool = typer.Option(
+        False, help="only the zoo, sweep and meta-braider serve.yaml reads; no chats"
+    ),
 ) -> None:
     """The whole system: tiny zoo, a Tune sweep, meta-braider pretraining, Ray Serve, openai-client chats
     with memory and a tool call, feedback; prints answers, decisions, explanations and timings."""
+    if prepare:
+        from serve.demo import prepare as prepare_only
+
+        prepare_only(quick=quick, workdir=workdir)
+        return
     from serve.demo import main
 
     main(quick=quick, workdir=workdir)

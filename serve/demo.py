@@ -219,6 +219,24 @@ def report(console: Console, turns: list[dict]) -> None:
                             title=t["query"][:60]))  # fmt: skip
 
 
+def prepare(quick: bool = False, workdir: str | Path | None = None) -> tuple[Path, Path]:
+    """Only what serve.yaml reads: the tiny zoo, a sweep's records and a pretrained meta-braider (no chats).
+    Returns (meta-braider checkpoint, records)."""
+    import ray
+
+    console = Console(width=None if Console().is_terminal else 140)
+    work = Path(workdir) if workdir else demo_dir()
+    work.mkdir(parents=True, exist_ok=True)
+    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        zoo, pool, records, records_path = sweep(console, work, quick)
+        agent = pretrain_meta(console, work, zoo, pool, records, quick)
+    finally:
+        ray.shutdown()
+    console.print(f"meta-braider: {agent}\nsweep records: {records_path}", soft_wrap=True)
+    return Path(agent), Path(records_path)
+
+
 def main(quick: bool = False, workdir: str | Path | None = None) -> dict:
     import ray
     from ray import serve

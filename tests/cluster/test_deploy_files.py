@@ -1,9 +1,11 @@
-"""cluster.yaml against Ray's own launcher schema; docker-compose.yml with `docker compose config` when a
-Docker client exists, by parsing otherwise."""
+"""cluster.yaml against Ray's own launcher schema; docker-compose.yml against the Compose specification's JSON
+schema (tests/cluster/schemas/compose_spec.json, from docker-compose 1.29.2's wheel, Apache-2.0), and with
+`docker compose config` where a Docker client exists."""
 
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -31,6 +33,7 @@ def test_cluster_yaml_is_a_valid_launcher_config():
     setup = " ".join(prepared["setup_commands"])
     mounted = {v: k for k, v in prepared["file_mounts"].items()}
     assert "pip install" in setup and mounted["."] in setup  # installs this checkout
+    assert f"--constraint {mounted['.']}/requirements.lock" in setup  # pinned like the Dockerfile
 
 
 def test_launcher_validation_rejects_a_broken_cluster_yaml():
@@ -42,11 +45,42 @@ def test_launcher_validation_rejects_a_broken_cluster_yaml():
         launcher_check(config)
 
 
+def compose_schema_check(compose: dict) -> None:
+    import json
+
+    import jsonschema
+
+    schema = json.loads((ROOT / "tests" / "cluster" / "schemas" / "compose_spec.json").read_text())
+    jsonschema.validate(compose, schema, cls=jsonschema.Draft201909Validator)
+
+
+def test_compose_file_matches_the_compose_specification():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    compose_schema_check(compose)
+    broken = copy.deepcopy(compose)
+    broken["services"]["ray-head"]["shm_sise"] = "8gb"
+    with pytest.raises(Exception, match="shm_sise"):
+        compose_schema_check(broken)
+
+
+def test_compose_file_reserves_gpus_requires_a_key_and_prepares_what_serve_reads():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    gpu = compose["services"]["ray-gpu-worker"]
+    assert gpu["profiles"] == ["gpu"]
+    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    serve = compose["services"]["braid-serve"]
+    assert serve["environment"]["BRAID_API_KEY"].startswith("${BRAID_API_KEY:?")  # no key: compose says so
+    command = " ".join(serve["command"])
+    assert "braid demo --quick --prepare" in command and "$$BRAID_CACHE/demo/meta-braider.pt" in command
+    serve_yaml = (ROOT / "serve.yaml").read_text()
+    assert "$BRAID_CACHE/demo/meta-braider.pt" in serve_yaml  # the file the prepare step writes
+
+
 def test_compose_file_defines_head_workers_and_neo4j():
     text = (ROOT / "docker-compose.yml").read_text()
     if _has_compose():
         out = subprocess.run(["docker", "compose", "-f", "-", "config"], input=text, capture_output=True,
-                             text=True, cwd=ROOT)  # fmt: skip
+                             text=True, cwd=ROOT, env={**os.environ, "BRAID_API_KEY": "k"})  # fmt: skip
         assert out.returncode == 0, out.stderr
         text = out.stdout
     compose = yaml.safe_load(text)
