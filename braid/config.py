@@ -35,10 +35,15 @@ def probe_architecture(model_name: str) -> ArchInfo:
     """Read a member's config (config.json only, no weights)."""
     from transformers import AutoConfig
 
+    local = Path(model_name).expanduser()
+    if model_name.startswith(("/", ".", "~")) and not (local / "config.json").is_file():
+        what = "no such directory" if not local.exists() else "no config.json there"
+        raise ValueError(f"no model at {model_name!r} ({what}): give a save_pretrained directory or a hub id")
     try:
         cfg = AutoConfig.from_pretrained(model_name)
     except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read the config of model {model_name!r}: {e}") from None
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"cannot read the config of model {model_name!r}: {first}") from None
     return ArchInfo(
         model_type=cfg.model_type,
         num_layers=cfg.num_hidden_layers,
@@ -81,6 +86,18 @@ class BraidConfig(BaseModel):
     def _names_to_members(cls, v: Any) -> Any:
         if isinstance(v, list):
             return [{"model_name": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @field_validator("model_configs")
+    @classmethod
+    def _members_readable(cls, v: list[MemberConfig]) -> list[MemberConfig]:
+        """Every member's config is read here (config.json only), so a wrong path is named before anything
+        loads, whichever member it is."""
+        for i, member in enumerate(v):
+            try:
+                probe_architecture(member.model_name)
+            except ValueError as e:
+                raise ValueError(f"model_configs[{i}]: {e}") from None
         return v
 
     @field_validator("anchor")

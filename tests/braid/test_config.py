@@ -70,9 +70,18 @@ def test_layer_map_checked(trio, no_model_loads):
     assert "layer_map" in error_fields(e)
 
 
-def test_missing_model_is_named(tmp_path):
-    with pytest.raises(ValidationError, match="cannot read the config"):
+def test_missing_model_is_named(tmp_path, trio):
+    with pytest.raises(
+        ValidationError, match=r"model_configs\[0\]: no model at .*nope' \(no such directory\)"
+    ):
         BraidConfig(model_configs=[str(tmp_path / "nope"), str(tmp_path / "nope2")])
+    # a non-anchor member is checked too, before anything loads (it once failed 267 lines deep in loading)
+    with pytest.raises(ValidationError, match=r"model_configs\[1\]: no model at .*nope'") as e:
+        BraidConfig(model_configs=[trio[0], str(tmp_path / "nope")], fusion_layers=[0])
+    assert "fusion_layers" not in str(e.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValidationError, match="no config.json there"):
+        BraidConfig(model_configs=[trio[0], str(tmp_path / "empty")])
 
 
 def test_layer_plan_maps_proportionally(trio):
