@@ -4,7 +4,8 @@ Sixty random keys each have a two-digit value (10-49). The values expert learned
 learned sums of such numbers (``23+41=64.``) and the format ``key+key=<number>.`` with random numbers, so it
 can add but does not know a single value. Two digits, not one, so that a part reading no key scores near
 0 (a sum takes 79 values, the likeliest ~3% of the time) rather than at a one-digit sum's ~10% floor, and
-the values expert's own answer (one value) is never the sum. Answering ``abc+def=`` needs the anchor to compute on what the member knows: output mixing
+the values expert's own answer (one value) is never the sum. The anchor pretrains 3000 steps: at 1200 it
+added two such numbers right 28 times in 100 (84 at 3000), which capped every braid. Answering ``abc+def=`` needs the anchor to compute on what the member knows: output mixing
 cannot do it (no member ever predicts a sum), hidden-state fusion into the anchor's early blocks can.
 Fusion trains on keys 0-39 and is tested on pairs of keys 40-59. Mean +- sd over seeds.
 
@@ -129,7 +130,7 @@ def one_seed(
     return out
 
 
-def run(smoke_test: bool = False, tiny: bool = False, seeds: int = 3, steps: int = 1200) -> list[list[str]]:
+def run(smoke_test: bool = False, tiny: bool = False, seeds: int = 3, steps: int = 3000) -> list[list[str]]:
     """``tiny`` is accepted for ``braid bench``; the task trains its own small models either way."""
     strategies = {s: (3, lr) for s, (_, lr) in STRATEGIES.items()} if smoke_test else STRATEGIES
     per_seed = [
@@ -166,6 +167,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--smoke-test", action="store_true")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--steps", type=int, default=3000)
     args = parser.parse_args()
     run(smoke_test=args.smoke_test, seeds=1 if args.smoke_test else args.seeds, steps=args.steps)
