@@ -6,7 +6,6 @@ request time are capped.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from serve.braids import BraidPolicy
 from tools.config import ToolsConfig
+from tools.safety import is_loopback
 
 
 class _Frozen(BaseModel):
@@ -102,7 +102,7 @@ class ServeConfig(_Frozen):
 
     @model_validator(mode="after")
     def _rules(self) -> ServeConfig:
-        if self.api_key is None and not self.allow_open and not _loopback(self.host):
+        if self.api_key is None and not self.allow_open and not is_loopback(self.host):
             raise ValueError(
                 f"host {self.host!r} is not loopback and no api_key is set: set api_key (or $BRAID_API_KEY), "
                 "or allow_open: true to serve without auth"
@@ -135,12 +135,3 @@ class ServeConfig(_Frozen):
             args.setdefault("port", http.get("port", 8000))
             data = args
         return cls.model_validate(data)
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

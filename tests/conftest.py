@@ -141,3 +141,19 @@ def pages():
     server = ReplayServer()
     yield server
     server.close()
+
+
+def wait_for_port(proc, port: int, timeout_s: float = 60.0) -> None:
+    """Until a server subprocess accepts connections on 127.0.0.1:``port``; its stderr if it exits first."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "server exited"
+            time.sleep(0.2)
+    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout_s:g}s")

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import hmac
-import ipaddress
 import json
 import os
 from typing import Any
 
 from tools.errors import ToolError, UnknownToolError
 from tools.executor import ToolExecutor
+from tools.safety import is_loopback
 
 DEFAULT_PORT = 8765
 
@@ -111,15 +111,6 @@ class BearerKey:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve_http(

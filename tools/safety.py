@@ -184,3 +184,13 @@ class UrlPolicy:
         if not addresses:
             raise UnsafeURLError(f"{host!r} resolved to no addresses: {url}")
         return addresses
+
+
+def is_loopback(host: str) -> bool:
+    """A bind address that only this machine reaches ("localhost" or a loopback IP)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
