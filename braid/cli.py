@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 import yaml
@@ -56,20 +56,42 @@ class TrainJob(BaseModel):
 def read_examples(path: Path) -> list[Any]:
     """.txt: one example per non-empty line; .jsonl: {"text": ...} or {"input_ids": [...], "labels": [...]}."""
     if not path.is_file():
-        raise typer.BadParameter(f"data file {path} does not exist")
+        _fail(f"data file {path} does not exist")
     lines = [line for line in path.read_text().splitlines() if line.strip()]
+    if not lines:
+        _fail(
+            f"data file {path} has no examples: one per non-empty line (.txt) or JSON object per line (.jsonl)"
+        )
     if path.suffix == ".jsonl":
-        rows = [json.loads(line) for line in lines]
+        rows = []
+        for n, line in enumerate(lines, 1):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                _fail(f"data file {path}: example {n} is not JSON ({e.msg})")
         return [r.get("text", r) for r in rows]
     return lines
 
 
-def load_job(path: Path) -> TrainJob:
+def read_yaml(path: Path) -> dict:
+    """A YAML mapping, or one line naming what is wrong with the file (exit 2)."""
     try:
-        return TrainJob.model_validate(yaml.safe_load(path.read_text()))
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        _fail(f"{path} is not valid YAML{where}: {getattr(e, 'problem', None) or e}")
+    if not isinstance(raw, dict):
+        _fail(f"{path} is empty or not a mapping of settings")
+    return raw
+
+
+def load_job(path: Path) -> TrainJob:
+    raw = read_yaml(path)
+    try:
+        return TrainJob.model_validate(raw)
     except ValidationError as e:
-        console.print(f"[red]invalid config {path}[/red]\n{e}")
-        raise typer.Exit(2) from None
+        _fail(f"invalid config {path}: {_first_line(e)}")
 
 
 @app.command()
@@ -139,7 +161,7 @@ def generate(
     console.print()
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     """A mistake the user can fix: one line on stderr, exit code 2."""
     Console(stderr=True).print(f"[red]error:[/red] {message}", soft_wrap=True, highlight=False)
     raise typer.Exit(2)
@@ -150,8 +172,9 @@ def _first_line(e: Exception) -> str:
     from pydantic import ValidationError
 
     if isinstance(e, ValidationError):
-        err = e.errors()[0]
-        return f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}"
+        err, more = e.errors()[0], len(e.errors()) - 1
+        extra = f" (and {more} more)" if more else ""
+        return f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}{extra}"
     return str(e).splitlines()[0]
 
 
@@ -160,10 +183,16 @@ def info(
     config: Path = typer.Argument(..., exists=True, help="braid YAML, or a save_pretrained directory"),
 ) -> None:
     """Show a braid's members, fusion plan and sizes (reads configs only, no weights)."""
-    if config.is_dir():
-        cfg = BraidConfig.model_validate_json((config / "braid_config.json").read_text())
-    else:
-        cfg = BraidConfig.from_yaml(config)
+    try:
+        if config.is_dir():
+            if not (config / "braid_config.json").is_file():
+                _fail(f"{config} is not a saved braid (no braid_config.json)")
+            cfg = BraidConfig.model_validate_json((config / "braid_config.json").read_text())
+        else:  # a braid YAML, or a `braid train` YAML (its braid section, or the seed's flat keys)
+            raw = read_yaml(config)
+            cfg = TrainJob.model_validate(raw).braid if "data" in raw else BraidConfig.model_validate(raw)
+    except ValidationError as e:
+        _fail(f"invalid config {config}: {_first_line(e)}")
     table = Table(title=f"{cfg.fusion_strategy} braid, fusion_dim {cfg.fusion_dim}")
     for col in ("#", "model", "role", "type", "layers", "hidden", "fusion at blocks"):
         table.add_column(col)

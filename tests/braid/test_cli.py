@@ -68,3 +68,25 @@ def test_generate_mistakes_are_one_line_exit_2(trio, tmp_path):
             if line.strip() and not line.startswith("Loading weights")
         ]
         assert message in result.stderr and len(ours) == 1 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_config_and_data_mistakes_are_one_line_exit_2(trio, tmp_path):
+    (tmp_path / "broken.yaml").write_text("braid:\n  model_configs: [a, b\n")
+    (tmp_path / "empty.yaml").write_text("")
+    (tmp_path / "empty.txt").write_text("\n\n")
+    job = {"model_configs": trio[:2], "fusion_layers": [0], "data": {"train": str(tmp_path / "empty.txt")}}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    cases = [
+        (["train", str(tmp_path / "broken.yaml")], "is not valid YAML at line"),
+        (["train", str(tmp_path / "empty.yaml")], "is empty or not a mapping"),
+        (["info", str(tmp_path / "broken.yaml")], "is not valid YAML"),
+        (["info", str(tmp_path)], "is not a saved braid (no braid_config.json)"),
+        (["train", str(tmp_path / "job.yaml")], "has no examples"),  # before any model loads
+    ]
+    for args, message in cases:
+        result = CliRunner().invoke(app, args, terminal_width=400)
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert message in result.stderr and len(lines) == 1 and "Loading" not in result.stderr, result.stderr
+    shown = CliRunner().invoke(app, ["info", str(tmp_path / "job.yaml")], terminal_width=400)
+    assert shown.exit_code == 0 and "(anchor)" in shown.stdout  # a `braid train` YAML works for info too
