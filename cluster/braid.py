@@ -103,7 +103,14 @@ class RayBraidedLLM:
         import ray
 
         self.ray_calls += 1
-        return ray.get(getattr(self.leader, method).remote(*args), timeout=timeout)
+        return ray.get(getattr(self._live_leader(), method).remote(*args), timeout=timeout)
+
+    def _live_leader(self) -> Any:
+        if getattr(self, "leader", None) is None:
+            raise RuntimeError(
+                "this Ray braid was shut down; build a new one (BraidedLLM(..., placement='ray'))"
+            )
+        return self.leader
 
     # -- the local braid's interface ----------------------------------------------------------------------
     def forward(
@@ -128,7 +135,7 @@ class RayBraidedLLM:
     def _stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
         import ray
 
-        method = self.leader.generate
+        method = self._live_leader().generate
         if self.placement.stream_buffer is not None:
             method = method.options(_generator_backpressure_num_objects=self.placement.stream_buffer)
         self.ray_calls += 1

@@ -69,6 +69,8 @@ def test_shutdown_leaves_no_actors_or_placement_groups(ray_local, trio, tmp_path
     assert all(is_dead(ray_local, a) for a in actors)
     assert placement_group_table()[pg_id]["state"] == "REMOVED"
     remote.shutdown()  # twice is fine
+    with pytest.raises(RuntimeError, match="was shut down; build a new one"):
+        remote.generate("the braid", max_new_tokens=2)
 
 
 def test_unplaceable_braid_fails_at_once_naming_what_is_missing(ray_local, trio):
