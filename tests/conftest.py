@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -157,3 +158,26 @@ def wait_for_port(proc, port: int, timeout_s: float = 60.0) -> None:
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "server exited"
             time.sleep(0.2)
     raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout_s:g}s")
+
+
+@contextlib.contextmanager
+def mcp_http_server(*args: str):
+    """Our MCP server over streamable HTTP in a subprocess on a free loopback port, with extra CLI ``args``;
+    yields its /mcp URL."""
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "tools.mcp_server", "--transport", "http", "--port", str(port), *args]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(proc, port)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
-
 import httpx2 as httpx
 import pytest
 
-from tests.conftest import wait_for_port
+from tests.conftest import mcp_http_server
 from tools import McpServerSpec, ToolExecutor, ToolsConfig
 from tools.errors import ToolError
 from tools.mcp_server import http_app
@@ -31,27 +25,8 @@ def test_no_key_beyond_loopback_is_refused(monkeypatch):
 
 @pytest.fixture(scope="module")
 def keyed_server():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": root, "HF_HUB_OFFLINE": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "tools.mcp_server",
-        "--transport",
-        "http",
-        "--port",
-        str(port),
-        "--api-key",
-        KEY,
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_for_port(proc, port)
-    yield f"http://127.0.0.1:{port}/mcp"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with mcp_http_server("--api-key", KEY) as url:
+        yield url
 
 
 @pytest.mark.integration

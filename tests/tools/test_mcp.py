@@ -4,14 +4,13 @@ tools on external MCP servers through its MCP client."""
 import asyncio
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import wait_for_port
+from tests.conftest import mcp_http_server
 from tools import McpServerSpec, ToolError, ToolExecutor, ToolsConfig, ToolValidationError
 from tools.mcp_server import build_mcp_server
 
@@ -85,23 +84,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def http_server(tools_yaml):
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "tools.mcp_server",
-        "--transport",
-        "http",
-        "--port",
-        str(port),
-        "--config",
-        str(tools_yaml),
-    ]
-    proc = subprocess.Popen(cmd, env={**os.environ, **ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_for_port(proc, port)
-    yield f"http://127.0.0.1:{port}/mcp"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with mcp_http_server("--config", str(tools_yaml)) as url:
+        yield url
 
 
 @pytest.mark.integration
