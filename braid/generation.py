@@ -192,6 +192,12 @@ def continue_tokens(
             logits = session.feed(torch.tensor([[token]], device=device))
 
 
+def max_positions(model: Any) -> int | None:
+    """How many positions a member's config allows (None: no limit it states)."""
+    cfg = model.config
+    return getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+
+
 def check_prompt(models: Iterable[Any], prompt: str, max_new_tokens: int) -> None:
     """ValueError before any work when ``prompt`` is empty or a member cannot hold it and ``max_new_tokens``
     more within its position limit (members tokenize the same text into different lengths). The library
@@ -199,8 +205,7 @@ def check_prompt(models: Iterable[Any], prompt: str, max_new_tokens: int) -> Non
     if not prompt:
         raise ValueError("the prompt is empty: a braid continues text, give it at least one character")
     for i, member in enumerate(models):
-        cfg = member.config
-        limit = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+        limit = max_positions(member)
         if limit is None:
             continue
         n = len(member.tokenizer(prompt, add_special_tokens=True)["input_ids"])

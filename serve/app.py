@@ -105,10 +105,10 @@ class Gateway:
         else:
             from serve.build import braid_factory
 
-            checker = braid_factory(config)
-            _STATE["coordinator"] = build_coordinator(
-                config, ServeBraids(braid_host, dict(config.braids), checker)
-            )
+            braids = ServeBraids(braid_host, dict(config.braids))
+            coordinator = build_coordinator(config, braids)
+            braids.checker = braid_factory(config, coordinator.meta)  # the agent already loaded, its grid
+            _STATE["coordinator"] = coordinator
 
 
 def app_builder(args: ServeConfig) -> Application:

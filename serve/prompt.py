@@ -66,14 +66,11 @@ def _clip(text: str, chars: int) -> str:
     return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
-def max_positions(model: Any) -> int | None:
-    cfg = model.config
-    return getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
-
-
 def fit_prompt(braided: Any, prompt: str, new_tokens: int, spare: int = 8) -> str:
     """Drop the prompt's oldest characters until every member can read it and write ``new_tokens`` more
     within its position limit (members may tokenize the same text into very different lengths)."""
+    from braid.generation import max_positions
+
     for member in getattr(braided, "models", ()):
         limit = max_positions(member)
         if limit is None:

@@ -16,8 +16,9 @@ STRICT = {"frozen": True, "strict": True, "allow_inf_nan": False}
 
 
 class _Text(BaseModel):
-    """Every string of a request body is text a tokenizer can read: JSON's "\\ud800" decodes to a lone
-    surrogate, which no UTF-8 tokenizer takes (it raised a TypeError deep in generation)."""
+    """A request body whose every string is text a tokenizer can read: JSON's "\\ud800" decodes to a lone
+    surrogate, which no UTF-8 tokenizer takes (it raised a TypeError deep in generation). On the top-level
+    bodies only: one walk over the raw body, naming the field by its path."""
 
     @model_validator(mode="before")
     @classmethod
@@ -42,7 +43,7 @@ def _check_text(value: Any, where: str) -> None:
             _check_text(item, f"{where}[{i}]")
 
 
-class _In(_Text):
+class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", **STRICT)
 
 
@@ -51,7 +52,7 @@ class TextPart(_In):
     text: str = Field(max_length=100_000)
 
 
-class ChatMessage(_Text):
+class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore", **STRICT)  # OpenAI messages carry optional extras
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = Field(None, description="text, or text parts")
@@ -168,7 +169,7 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
-class DecideRequest(_In):
+class DecideRequest(_In, _Text):
     query: str | None = Field(None, min_length=1, max_length=20_000, description="infer the task from it")
     task: TaskIn | None = None
     constraints: ConstraintsIn | None = None
@@ -181,7 +182,7 @@ class DecideResponse(BaseModel):
     task: dict
 
 
-class FeedbackRequest(_In):
+class FeedbackRequest(_In, _Text):
     response_id: str = Field(pattern=ID)
     rating: float = Field(ge=-1, le=1, description="-1 (bad) .. 1 (good)")
     comment: str | None = Field(None, max_length=2000)
@@ -194,7 +195,7 @@ class FeedbackResponse(BaseModel):
     updates: int | None = None
 
 
-class ConversationIn(_In):
+class ConversationIn(_In, _Text):
     title: str | None = Field(None, max_length=256)
 
 

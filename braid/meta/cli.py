@@ -9,11 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from braid.paths import default_agent
+from braid.paths import cache_dir, default_agent
 
 console = Console()
 app = typer.Typer(help="The meta-braider: learn which models to braid, where and how.", no_args_is_help=True)
-DEFAULT_AGENT = default_agent()  # $BRAID_CACHE/meta-braider.pt, else the demo's
 
 
 def _task(task_type: str, complexity: float, capabilities: str, description: str):
@@ -31,7 +30,9 @@ def _task(task_type: str, complexity: float, capabilities: str, description: str
 @app.command("train")
 def train(
     records: Path = typer.Option(..., exists=True, dir_okay=False, help="sweep records JSONL (braid tune)"),
-    out: Path = typer.Option(DEFAULT_AGENT, help="where to save the agent"),
+    out: Path | None = typer.Option(
+        None, help="where to save the agent (default: $BRAID_CACHE/meta-braider.pt)"
+    ),
     steps: int = typer.Option(300, min=1, help="supervised pretraining steps"),
     episodes: int = typer.Option(0, min=0, help="then this many episodes on real tiny-zoo braids"),
     seed: int = 0,
@@ -53,6 +54,7 @@ def train(
         from tune.tasks import TaskSuite
 
         MetaBraiderTrainer(agent, TaskSuite.default(n_train=32, n_eval=8).tasks, seed=seed).train(episodes)
+    out = out or cache_dir() / "meta-braider.pt"  # your own; never the demo's
     out.parent.mkdir(parents=True, exist_ok=True)
     agent.save(out)
     console.print(f"{len(obs)} of {len(rows)} records used; final loss {losses[-1]:.4f}; saved -> {out}")
@@ -71,9 +73,10 @@ def _zoo_paths(rows) -> dict[str, str]:
     return {}
 
 
-def _load(agent: Path):
+def _load(agent: Path | None):
     from braid.meta.agent import MetaBraider
 
+    agent = agent or default_agent()  # looked up when asked: the demo may have written one since
     if not agent.exists():
         raise typer.BadParameter(f"no agent at {agent}; run `braid meta train --records ...` first")
     return MetaBraider.load(agent)
@@ -91,7 +94,7 @@ def decide(
     compute_budget: float | None = typer.Option(None, help="max share of the pool's parameters (0-1]"),
     latency: float | None = typer.Option(None, help="max decode ms per token"),
     accuracy: float | None = typer.Option(None, help="min predicted score"),
-    agent: Path = typer.Option(DEFAULT_AGENT),
+    agent: Path | None = typer.Option(None, help="default: $BRAID_CACHE/meta-braider.pt, else the demo's"),
 ) -> None:
     """Print the braid the agent chooses for a task."""
     from braid.meta.agent import Infeasible
@@ -116,7 +119,7 @@ def explain(
     capabilities: str = typer.Option(""),
     description: str = typer.Option(""),
     compute_budget: float | None = typer.Option(None),
-    agent: Path = typer.Option(DEFAULT_AGENT),
+    agent: Path | None = typer.Option(None, help="default: $BRAID_CACHE/meta-braider.pt, else the demo's"),
 ) -> None:
     """The decision with its reasons: the policy's confidence in each choice and the constraint that bound."""
     from braid.meta.agent import Infeasible
