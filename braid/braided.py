@@ -109,6 +109,10 @@ class BraidedLLM(nn.Module):
             self.anchor_model.device
         )
         self.use_offsets: bool | None = None  # None: the tokenizer's offsets where it has them
+        # Members whose next-token logits a braided pass reads: the anchor's, and those an output-level
+        # strategy mixes directly. The others skip their LM head (a full-vocabulary matmul per token).
+        direct = set(self.readout.members) - set(self.readout.bridges) if self.readout else set()
+        self.logit_members = {config.anchor} | direct
 
     # -- structure ----------------------------------------------------------------------------------------
     @property
@@ -176,6 +180,7 @@ class BraidedLLM(nn.Module):
                 past_key_values=None if caches is None else caches[m],
                 use_cache=caches is not None,
                 output_hidden_states=output_hidden_states,
+                **({} if m in self.logit_members else member.no_logits),
             )
             for m, member in enumerate(self.models)
         ]

@@ -8,6 +8,8 @@ Qwen2, Phi-3, GPT-2, ...) working with its own masks, rotary embeddings and KV c
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import json
 import logging
 import types
@@ -161,6 +163,13 @@ class ModelWrapper(nn.Module):
             output_hidden_states=output_hidden_states,
             **kwargs,
         )
+
+    @functools.cached_property
+    def no_logits(self) -> dict[str, Any]:
+        """Forward kwargs that skip the LM head (empty logits, (B, 0, V)) where the family supports it."""
+        if "logits_to_keep" not in inspect.signature(self.model.forward).parameters:
+            return {}
+        return {"logits_to_keep": torch.zeros(0, dtype=torch.long)}  # indexes a tensor on any device
 
     def get_layer_output(
         self, input_ids: torch.Tensor, layer_idx: int, attention_mask: torch.Tensor | None = None

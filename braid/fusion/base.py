@@ -68,7 +68,8 @@ class FusionModule(nn.Module):
     def project(self, states: list[torch.Tensor], members, valid: torch.Tensor | None) -> torch.Tensor:
         """(B, len(members), T, F): the members' normalised, down-projected states, zero where invalid
         (``valid``: (B, len(members), T) or None)."""
-        z = torch.stack([self.down[i](self.norms[i](states[i])) for i in members], 1)
+        z = [self.down[i](self.norms[i](states[i])) for i in members]
+        z = z[0].unsqueeze(1) if len(z) == 1 else torch.stack(z, 1)  # one member: a view, not a copy
         return z if valid is None else z * valid.unsqueeze(-1).to(z.dtype)
 
     def mix(self, z: torch.Tensor, valid: torch.Tensor | None, cache: dict[str, Any] | None) -> torch.Tensor:

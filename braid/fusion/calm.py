@@ -72,29 +72,34 @@ class CalmFusion(FusionModule):
     ) -> torch.Tensor:
         b, m, t, f = z.shape
         h = self.params.num_heads
-        k, v = self.kv(z).chunk(2, -1)  # (B, M', T, F) each
+        kv = self.kv(z)  # (B, M', T, 2F): keys and values cached together, one concatenation per step
         past = 0
         if cache is not None:
-            if "k" in cache:
-                past = cache["k"].shape[2]
-                k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
+            if "kv" in cache:
+                past = cache["kv"].shape[2]
+                kv = torch.cat([cache["kv"], kv], 2)
                 valid = _join(cache.get("valid"), valid, (b, m, past), (b, m, t), z.device)
-            cache.update(k=k, v=v, valid=valid)
+            cache.update(kv=kv, valid=valid)
         s = past + t
-        keys = k.reshape(b, m * s, h, f // h).transpose(1, 2)  # (B, H, M'*S, Dh)
-        values = v.reshape(b, m * s, h, f // h).transpose(1, 2)
+        keys, values = kv.view(b, m * s, 2 * h, f // h).transpose(1, 2).chunk(2, 1)  # (B, H, M'*S, Dh)
         query = q.view(b, t, h, f // h).transpose(1, 2)  # (B, H, T, Dh)
         bias = self._bias(valid, m, t, s, past, q.dtype)  # (B|1, H, T, M'*S)
         out = F.scaled_dot_product_attention(query, keys, values, attn_mask=bias)  # (B, H, T, Dh)
-        empty = torch.isinf(bias).all(-1, keepdim=True)  # nothing visible yet: no update, not NaN
-        out = torch.where(empty, 0.0, out)
+        if valid is not None:  # a query whose visible keys are all invalid gets no update, not NaN
+            out = torch.where(torch.isinf(bias).all(-1, keepdim=True), 0.0, out)
         return self.o(out.transpose(1, 2).reshape(b, t, f))
 
     def _bias(
         self, valid: torch.Tensor | None, m: int, t: int, s: int, past: int, dtype: torch.dtype
     ) -> torch.Tensor:
-        """(B|1, H, T, M'*S): the offset bias where a key is at or before the query, -inf elsewhere."""
+        """(B|1, H, T, M'*S): the offset bias where a key is at or before the query, -inf elsewhere.
+
+        Every query sees at least its own position, so without ``valid`` no row is all -inf."""
         dev = self.offset_bias.device
+        if t == 1 and valid is None:  # one decode step: every key is at or before the query
+            bucket = (past - torch.arange(s, device=dev)).clamp_(max=self.params.window)  # (S,)
+            bias = self.offset_bias[:, bucket].to(dtype)  # (H, S)
+            return bias.view(1, -1, 1, s) if m == 1 else bias.repeat(1, m).view(1, -1, 1, m * s)
         offset = past + torch.arange(t, device=dev).view(t, 1) - torch.arange(s, device=dev).view(1, s)
         bucket = offset.clamp(0, self.params.window)  # (T, S)
         bias = self.offset_bias[:, bucket].to(dtype)  # (H, T, S)

@@ -125,3 +125,21 @@ def test_a_tokenizer_called_with_truncation_is_still_the_same_tokenizer(trio):
         models=[braided.models[0], ModelWrapper(trio[0])],
     )  # fmt: skip
     assert again.cross_members == set()
+
+
+@pytest.mark.parametrize(("strategy", "layers", "with_logits"), [
+    ("calm", [0, 1], {0}),
+    ("output_router", [], {0, 1, 2}),
+    ("learned_weighted+output_router", [0, 1], {0, 1, 2}),
+])  # fmt: skip
+def test_members_skip_the_lm_head_unless_their_logits_are_read(trio, batch, strategy, layers, with_logits):
+    """A member's next-token logits cost a full-vocabulary matmul per token; a hidden-state braid reads the
+    anchor's alone, an output-level one every member's."""
+    from braid.alignment import Alignment
+
+    braided = braid(trio, strategy, fusion_layers=layers)
+    ids, _ = batch
+    with torch.no_grad():
+        outs = braided.run_members([{"input_ids": ids}] * 3, Alignment.identity(None, 3))
+    assert {m for m, out in enumerate(outs) if out.logits.shape[1] == ids.shape[1]} == with_logits
+    assert all(out.logits.shape[1] == 0 for m, out in enumerate(outs) if m not in with_logits)

@@ -12,7 +12,7 @@ from braid.generation import BraidSession, SamplingParams, generate_tokens
 from braid.tokenview import member_tokenize
 from tests.conftest import randomize_fusion
 
-STRATEGIES = ["learned_weighted", "attention", "router"]
+STRATEGIES = ["learned_weighted", "attention", "router", "calm"]
 ALPHABET = "abcdefghij ,.xyz😀日本語é\u0301\t\n"
 
 
