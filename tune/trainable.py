@@ -7,6 +7,7 @@ Plain functions first (``build_braid``, ``measure_cost``, ``run_trial``), so the
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import statistics
@@ -23,15 +24,30 @@ from tune.tasks import TaskSpec, evaluate_task, task_data
 Report = Callable[[dict[str, Any], Path], None]  # (metrics, checkpoint dir) -> None
 
 
-def build_braid(choice: BraidChoice, zoo: dict[str, str]):
+def build_braid(choice: BraidChoice, zoo: dict[str, str], shared_members: bool = False):
+    """The sampled braid with its members loaded; ``shared_members``: from this process's cache instead of
+    afresh (see ``loaded_member``)."""
     from braid.braided import BraidedLLM
 
+    paths = [zoo[m] for m in choice.ordered_members()]
+    models = [loaded_member(p) for p in paths] if shared_members and len(set(paths)) == len(paths) else None
     return BraidedLLM(
-        model_configs=[zoo[m] for m in choice.ordered_members()],
+        model_configs=paths,
         fusion_strategy=choice.strategy,
         fusion_layers=list(choice.fusion_layers),
         fusion_dim=choice.fusion_dim,
+        models=models,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def loaded_member(path: str):
+    """A frozen member loaded once per process. Trials run one after another in one process (bench/meta.py,
+    the meta-braider's episodes) share it, and with it what the character bridge memoised of every text it
+    read: a cross-tokenizer member's distributions over a task's texts are computed once, not per trial."""
+    from braid.model_wrapper import ModelWrapper
+
+    return ModelWrapper(path).freeze()
 
 
 def member_scores(spec: TaskSpec, zoo: dict[str, str]) -> dict[str, float]:
@@ -82,6 +98,7 @@ def run_trial(
     eval_every: int = 10,
     resume_from: Path | None = None,
     seed: int = 0,
+    shared_members: bool = False,
 ) -> None:
     """Train ``steps`` fusion steps, calling ``report`` every ``eval_every`` steps with metrics + checkpoint."""
     import torch
@@ -92,7 +109,7 @@ def run_trial(
     anchor = config["braid"].split("|")[0]
     choice = BraidChoice.from_trial(config, probe_architecture(zoo[anchor]).num_layers)
     torch.manual_seed(seed)
-    braided = build_braid(choice, zoo)
+    braided = build_braid(choice, zoo, shared_members)
     done = 0
     if resume_from is not None:
         braided.load_fusion_layers(resume_from / "fusion.safetensors")

@@ -96,9 +96,11 @@ class CalmFusion(FusionModule):
 
         Every query sees at least its own position, so without ``valid`` no row is all -inf."""
         dev = self.offset_bias.device
-        if t == 1 and valid is None:  # one decode step: every key is at or before the query
-            bucket = (past - torch.arange(s, device=dev)).clamp_(max=self.params.window)  # (S,)
-            bias = self.offset_bias[:, bucket].to(dtype)  # (H, S)
+        decoding = (
+            t == 1 and valid is None and not (torch.is_grad_enabled() and self.offset_bias.requires_grad)
+        )
+        if decoding:  # one decode step without gradients: every key is at or before the query
+            bias = self._decode_bias(s, dtype)  # (H, S)
             return bias.view(1, -1, 1, s) if m == 1 else bias.repeat(1, m).view(1, -1, 1, m * s)
         offset = past + torch.arange(t, device=dev).view(t, 1) - torch.arange(s, device=dev).view(1, s)
         bucket = offset.clamp(0, self.params.window)  # (T, S)
@@ -108,6 +110,21 @@ class CalmFusion(FusionModule):
             allowed = allowed & valid.view(valid.shape[0], 1, 1, m, s)
         full = bias.view(1, -1, t, 1, s).expand(allowed.shape[0], -1, t, m, s)
         return torch.where(allowed, full, float("-inf")).reshape(allowed.shape[0], -1, t, m * s)
+
+    def _decode_bias(self, s: int, dtype: torch.dtype) -> torch.Tensor:
+        """(H, S): the bias of keys 0..S-1 for a query at S-1, a slice of one table per module.
+
+        A decode step would otherwise index the bias anew for every key; the table holds offsets
+        L-1..0 left to right, so the last S columns are this step's, and it is rebuilt only when the bias
+        is trained (its version moves) or a sequence outgrows it."""
+        table, version = getattr(self, "_table", None), self.offset_bias._version
+        stale = table is None or (table.device, table.dtype) != (self.offset_bias.device, dtype)
+        if stale or table.shape[1] < s or self._table_version != version:
+            length = max(s, 2 * (0 if table is None else table.shape[1]), 256)
+            offsets = torch.arange(length - 1, -1, -1, device=self.offset_bias.device)  # L-1 .. 0
+            table = self.offset_bias.detach()[:, offsets.clamp(max=self.params.window)].to(dtype)
+            self._table, self._table_version = table, version
+        return table[:, table.shape[1] - s :]
 
 
 def _join(past: torch.Tensor | None, new: torch.Tensor | None, past_shape: tuple, new_shape: tuple, device):

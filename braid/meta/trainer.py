@@ -42,7 +42,10 @@ def measure(decision: BraidingDecision, task: Any, zoo: dict[str, str], seed: in
     from tune.trainable import run_trial
 
     reports: list[dict[str, Any]] = []
-    run_trial(trial_config(decision), task, zoo, lambda m, _: reports.append(m), decision.steps, None, seed)
+    run_trial(
+        trial_config(decision), task, zoo, lambda m, _: reports.append(m), decision.steps, None, seed,
+        shared_members=True,
+    )  # fmt: skip
     return reports[-1]
 
 

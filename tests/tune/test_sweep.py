@@ -44,6 +44,22 @@ def test_trial_reports_checkpoints_and_resumes(zoo_and_pool, tmp_path):
     assert json.loads((tmp_path / "ckpt5" / "state.json").read_text()) == {"step": 5}
 
 
+def test_trials_in_one_process_can_share_members_and_score_the_same(zoo_and_pool):
+    """bench/meta.py and the meta-braider's episodes run trials one after another: with shared members a
+    cross-tokenizer member's bridge reads each text once, and the trial's result does not change."""
+    zoo, _ = zoo_and_pool
+    cfg = {**CFG, "braid": "arith-gpt2|arith-gpt2,prose-llama", "strategy": "output_router", "steps": 4}
+    runs = {}
+    for shared in (False, True, True):
+        reports = []
+        run_trial(cfg, ARITH, zoo, lambda m, _: reports.append(m), eval_every=4, shared_members=shared)
+        runs.setdefault(shared, []).append(reports[-1]["score"])
+    assert runs[False][0] == runs[True][0] == runs[True][1]
+    first, again = (build_braid(BraidChoice.from_trial(cfg, 2), zoo, shared_members=True) for _ in range(2))
+    assert all(a is b for a, b in zip(first.models, again.models, strict=True))
+    assert build_braid(BraidChoice.from_trial(cfg, 2), zoo).models[0] is not first.models[0]
+
+
 def test_measure_cost_times_decode_steps_only(zoo_and_pool, monkeypatch):
     from braid.generation import BraidSession
 

@@ -79,3 +79,20 @@ def test_calm_combines_with_output_level_fusion(trio, tokenizer, combo):
     ids = tokenizer("a quick brown fox", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         assert torch.equal(braided(ids).logits, ModelWrapper(trio[0])(ids).logits)
+
+
+def test_decode_steps_follow_a_trained_bias_and_outgrow_the_table():
+    """Decode steps read the offset bias from a table: it must follow the bias as it is trained and grow
+    past its first length (256), matching the full pass at every step."""
+    torch.manual_seed(0)
+    calm = CalmFusion([8, 8, 8], fusion_dim=8, params=CalmParams(num_heads=2, window=4), receivers=[0])
+    for p in calm.parameters():
+        p.data.normal_()
+    states = [torch.randn(1, 300, 8) for _ in range(3)]
+    with torch.no_grad():
+        for bump in (0.0, 1.5):
+            calm.offset_bias[:, 0] += bump  # a trained bias: the table must not go stale
+            full = calm(states)[0]
+            cache: dict = {}
+            steps = [calm([s[:, t : t + 1] for s in states], None, cache)[0] for t in range(300)]
+            assert torch.allclose(torch.cat(steps, 1), full, atol=1e-5)
