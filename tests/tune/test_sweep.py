@@ -51,8 +51,10 @@ def test_trials_in_one_process_can_share_members_and_score_the_same(zoo_and_pool
     cfg = {**CFG, "braid": "arith-gpt2|arith-gpt2,prose-llama", "strategy": "output_router", "steps": 4}
     runs = {}
     for shared in (False, True, True):
-        reports = []
-        run_trial(cfg, ARITH, zoo, lambda m, _: reports.append(m), eval_every=4, shared_members=shared)
+        reports: list[dict] = []
+        run_trial(
+            cfg, ARITH, zoo, lambda m, _, out=reports: out.append(m), eval_every=4, shared_members=shared
+        )
         runs.setdefault(shared, []).append(reports[-1]["score"])
     assert runs[False][0] == runs[True][0] == runs[True][1]
     first, again = (build_braid(BraidChoice.from_trial(cfg, 2), zoo, shared_members=True) for _ in range(2))
