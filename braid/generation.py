@@ -39,6 +39,9 @@ class SamplingParams(BaseModel):
         return [v] if isinstance(v, str) else v
 
 
+PREFILL_BLOCK = 256  # prompt tokens per braided pass (see BraidSession.feed)
+
+
 class BraidSession:
     """One sequence being generated: member KV caches plus per-point fusion caches.
 
@@ -65,7 +68,15 @@ class BraidSession:
 
     @torch.no_grad()
     def feed(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Append anchor tokens (1, T); returns the anchor's next-token logits (1, V)."""
+        """Append anchor tokens (1, T); returns the anchor's next-token logits (1, V).
+
+        A long prompt goes in blocks of ``PREFILL_BLOCK`` tokens: attention-shaped fusion scores every new
+        position against every earlier one, so one pass over T tokens holds T x T scores per point and
+        head; blocks keep that at PREFILL_BLOCK x T, and the caches make the result the same."""
+        if input_ids.shape[1] > PREFILL_BLOCK:
+            for start in range(0, input_ids.shape[1], PREFILL_BLOCK):
+                logits = self.feed(input_ids[:, start : start + PREFILL_BLOCK])
+            return logits
         if not self.cross and not self.bridges:
             logits = self._run(self._shared(input_ids), None)
         elif self.length == 0:
