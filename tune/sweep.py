@@ -35,6 +35,7 @@ class SweepConfig(BaseModel):
         None, description="configs to try first (known-good ones)"
     )
     verbose: int = Field(1, ge=0, le=3, description="Tune's console output (0: silent)")
+    progress: bool = Field(True, description="a progress bar per task: trials finished, best score so far")
     storage_path: str = Field(default_factory=lambda: str(cache_dir() / "sweeps"))
 
 
@@ -103,8 +104,37 @@ def tuner_for(task: TaskSpec, space: SearchSpace, cfg: SweepConfig, zoo: dict[st
             storage_path=str(path.parent),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             verbose=cfg.verbose,
+            callbacks=[trial_progress(task.name, cfg.num_samples)] if cfg.progress else None,
         ),
     )
+
+
+def trial_progress(task: str, total: int):
+    """A Tune callback drawing one tqdm bar for a task's trials: finished (or errored) of ``total``, with the
+    best score reported so far."""
+    from ray import tune
+    from tqdm.auto import tqdm
+
+    class TrialProgress(tune.Callback):
+        def setup(self, **info) -> None:
+            self.bar = tqdm(total=total, desc=f"sweep {task}", unit="trial")
+            self.best: float | None = None
+
+        def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+            if "score" in result and (self.best is None or result["score"] > self.best):
+                self.best = float(result["score"])
+                self.bar.set_postfix(best_score=f"{self.best:.3f}")
+
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            self.bar.update(1)
+
+        def on_trial_error(self, iteration, trials, trial, **info) -> None:
+            self.bar.update(1)
+
+        def on_experiment_end(self, trials, **info) -> None:
+            self.bar.close()
+
+    return TrialProgress()
 
 
 def _cluster_gpus() -> float:

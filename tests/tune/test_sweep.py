@@ -78,11 +78,13 @@ def test_measure_cost_times_decode_steps_only(zoo_and_pool, monkeypatch):
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_smoke_sweep_writes_valid_records(ray_local, zoo_and_pool, tmp_path):
+def test_smoke_sweep_writes_valid_records(ray_local, zoo_and_pool, tmp_path, capfd):
     zoo, pool = zoo_and_pool
     space = SearchSpace(steps=(10, 20), fusion_dims=(8, 16))
-    cfg = SweepConfig(name="smoke", num_samples=3, eval_every=5, storage_path=str(tmp_path))
+    cfg = SweepConfig(name="smoke", num_samples=3, eval_every=5, storage_path=str(tmp_path), verbose=0)
     records, path = run_sweep(TaskSuite(tasks=[PROSE, ARITH]), space, cfg, zoo, pool)
+    err = capfd.readouterr().err  # one progress bar per task, each run to its trial count
+    assert "sweep prose-lm" in err and "sweep arith-qa" in err and err.count("3/3") >= 2
     loaded = load_records(path)
     assert len(loaded) == len(records) == 6
     assert {r.task.name for r in loaded} == {"prose-lm", "arith-qa"}
