@@ -316,17 +316,18 @@ def demo(
     prepare: bool = typer.Option(
         False, help="only the zoo, sweep and meta-braider serve.yaml reads; no chats"
     ),
+    verbose: bool = typer.Option(False, help="also show other libraries' log lines and warnings"),
 ) -> None:
     """The whole system: tiny zoo, a Tune sweep, meta-braider pretraining, Ray Serve, openai-client chats
     with memory and a tool call, feedback; prints answers, decisions, explanations and timings."""
     if prepare:
         from serve.demo import prepare as prepare_only
 
-        prepare_only(quick=quick, workdir=workdir)
+        prepare_only(quick=quick, workdir=workdir, verbose=verbose)
         return
     from serve.demo import main
 
-    main(quick=quick, workdir=workdir)
+    main(quick=quick, workdir=workdir, verbose=verbose)
 
 
 @app.command()

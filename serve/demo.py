@@ -93,7 +93,7 @@ def _greedy(member: Any, prompt: str) -> str:
 def sweep(console: Console, work: Path, quick: bool) -> tuple[dict, list, list, Path]:
     from braid.zoo import build_zoo, load_cards
     from tune.records import ModelFeatures
-    from tune.report import best_table
+    from tune.report import best_table, pareto_plot
     from tune.space import SearchSpace
     from tune.sweep import SweepConfig, run_sweep
     from tune.tasks import TaskSuite
@@ -111,6 +111,7 @@ def sweep(console: Console, work: Path, quick: bool) -> tuple[dict, list, list, 
                       storage_path=str(work / "sweeps"), verbose=0)  # fmt: skip
     records, path = run_sweep(suite, space, cfg, zoo, pool, records_path=work / "sweep.records.jsonl")
     console.print(best_table(records))
+    console.print(f"Pareto fronts (score vs decode ms): {pareto_plot(records, work / 'pareto.png')}")
     return zoo, pool, records, path
 
 
@@ -125,7 +126,32 @@ def pretrain_meta(console: Console, work: Path, zoo: dict, pool: list, records: 
     path = work / "meta-braider.pt"
     agent.save(path)
     console.print(f"{len(obs)} observations; loss {losses[0]:.3f} -> {losses[-1]:.3f}; saved {path}")
+    console.print(f"learning curve: {loss_plot(losses, work / 'meta_pretraining.png')}")
     return path
+
+
+def loss_plot(losses: list[float], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(losses)
+    ax.set(xlabel="pretraining step", ylabel="loss", title="meta-braider pretraining", yscale="log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+TINY = (
+    "The chat below runs on the tiny zoo: four models of 30-70 thousand parameters, each trained here in "
+    "seconds on one small domain. Their answers are not language; what the chat shows is the machinery "
+    "around them: the meta-braider's decision and why, tool calls, memory recall, streaming and feedback. "
+    "Scores are the task's log-likelihood measure: higher is better, 0 is perfect. The composition table "
+    "above is where a braid does what no member can."
+)
 
 
 def start_serve(console: Console, work: Path, agent: Path, records: Path):
@@ -153,6 +179,7 @@ def chat(console: Console, config: Any, page_url: str) -> list[dict]:
     import openai
 
     console.rule("5/7 chat through the openai client")
+    console.print(TINY, style="dim")
     client = openai.OpenAI(
         base_url=f"http://127.0.0.1:{config.port}/v1", api_key=config.api_key, max_retries=0
     )
@@ -171,17 +198,35 @@ def chat(console: Console, config: Any, page_url: str) -> list[dict]:
                       "braid": r.model_extra["braid"], "ms": (time.perf_counter() - start) * 1000})  # fmt: skip
     start, pieces, final = time.perf_counter(), [], None
     console.print("[bold]streaming[/bold] def fibonacci(n):", end="")
+    column = len("streaming def fibonacci(n):")
     for chunk in client.chat.completions.create(
         model="auto", messages=[{"role": "user", "content": "def fibonacci(n):"}], max_tokens=24, stream=True
     ):
         piece = chunk.choices[0].delta.content or "" if chunk.choices else ""
-        console.print(piece, end="", markup=False, highlight=False)
+        column = _show_piece(console, piece, column)
         pieces.append(piece)
         final = chunk
     console.print()
     turns.append({"query": "def fibonacci(n):", "id": final.id, "model": final.model, "answer": "".join(pieces),
                   "braid": final.model_extra["braid"], "ms": (time.perf_counter() - start) * 1000})  # fmt: skip
     return turns
+
+
+def _show_piece(console: Console, piece: str, column: int) -> int:
+    """Print a streamed piece as it arrives, starting a new line before the console's width; returns the
+    column reached."""
+    for line_no, part in enumerate(piece.replace("\t", "    ").split("\n")):
+        if line_no:
+            console.print()
+            column = 0
+        while part:
+            room = console.width - column
+            if room <= 0:
+                console.print()
+                column, room = 0, console.width
+            console.print(part[:room], end="", markup=False, highlight=False)
+            column, part = column + len(part[:room]), part[room:]
+    return column
 
 
 def feedback(console: Console, config: Any, turns: list[dict]) -> list[dict]:
@@ -219,12 +264,52 @@ def report(console: Console, turns: list[dict]) -> None:
                             title=t["query"][:60]))  # fmt: skip
 
 
-def prepare(quick: bool = False, workdir: str | Path | None = None) -> tuple[Path, Path]:
+WIDTH = 100  # the demo's tables and panels fit this many columns (or the terminal, when narrower)
+
+NOISY = (
+    "ray",
+    "ray.serve",
+    "ray.tune",
+    "ray.train",
+    "ray.data",
+    "transformers",
+    "optuna",
+    "filelock",
+    "urllib3",
+)
+
+
+def quiet_third_party() -> None:
+    """Other libraries' log lines and warnings off, so the demo's own output reads alone: Ray's start-up
+    and Serve notices, Tune's hints, Optuna's study line, transformers' config warnings. Workers' output
+    stays with them (``log_to_driver=False``). ``braid demo --verbose`` skips this."""
+    import logging
+    import warnings
+
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def demo_console() -> Console:
+    terminal = Console()
+    return Console(width=min(terminal.width, WIDTH) if terminal.is_terminal else WIDTH)
+
+
+def prepare(
+    quick: bool = False, workdir: str | Path | None = None, verbose: bool = False
+) -> tuple[Path, Path]:
     """Only what serve.yaml reads: the tiny zoo, a sweep's records and a pretrained meta-braider (no chats).
     Returns (meta-braider checkpoint, records)."""
     import ray
 
-    console = Console(width=None if Console().is_terminal else 140)
+    if not verbose:
+        quiet_third_party()
+    console = demo_console()
     work = Path(workdir) if workdir else demo_dir()
     work.mkdir(parents=True, exist_ok=True)
     ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -237,11 +322,18 @@ def prepare(quick: bool = False, workdir: str | Path | None = None) -> tuple[Pat
     return Path(agent), Path(records_path)
 
 
-def main(quick: bool = False, workdir: str | Path | None = None) -> dict:
+def main(
+    quick: bool = False,
+    workdir: str | Path | None = None,
+    verbose: bool = False,
+    console: Console | None = None,
+) -> dict:
     import ray
     from ray import serve
 
-    console = Console(width=None if Console().is_terminal else 140)
+    if not verbose:
+        quiet_third_party()
+    console = console or demo_console()
     work = Path(workdir) if workdir else demo_dir()
     work.mkdir(parents=True, exist_ok=True)
     start, pages = time.perf_counter(), page_server()

@@ -3,17 +3,36 @@ chats with a tool call and memory, feedback."""
 
 from __future__ import annotations
 
+import io
+import re
+
 import pytest
+from rich.console import Console
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_demo_quick_runs_end_to_end(tiny_zoo, tmp_path, monkeypatch):
-    from serve.demo import main
+def test_demo_quick_runs_end_to_end(tiny_zoo, tmp_path, monkeypatch, capfd):
+    from serve.demo import TINY, WIDTH, main
 
     cache, _ = tiny_zoo
     monkeypatch.setenv("BRAID_CACHE", str(cache))  # the session's zoo, already built
-    out = main(quick=True, workdir=tmp_path)
+    console = Console(record=True, width=WIDTH, file=io.StringIO())
+    out = main(quick=True, workdir=tmp_path, console=console)
+    printed, other = console.export_text(), capfd.readouterr()
+    lines = printed.splitlines()
+    assert max(len(line) for line in lines) <= 100, max(lines, key=len)
+    for part in ("0/7", "2/7 Ray Tune sweep", "7/7", "Pareto fronts", "learning curve", TINY.split(":")[0]):
+        assert part in " ".join(lines), part
+    assert (tmp_path / "pareto.png").stat().st_size > 1000
+    assert (tmp_path / "meta_pretraining.png").stat().st_size > 1000
+    # nothing from other libraries: no warnings, no log lines, no tracebacks (our progress bars only)
+    noise = [
+        line
+        for line in (other.out + other.err).splitlines()
+        if re.search(r"(?i:warn|error|traceback)|\bINFO\b", line)
+    ]
+    assert not noise, noise[:5]
     assert out["composition"]["right"] >= 3  # held-out keys no member answers alone
     first, second, arithmetic, streamed = out["turns"]
     (call,) = first["braid"]["tool_calls"]
