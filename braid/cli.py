@@ -4,53 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from braid.config import BraidConfig
-from braid.train import TrainConfig
+if TYPE_CHECKING:
+    from braid.jobs import TrainJob
 
 app = typer.Typer(help="Braid frozen causal LMs through small trained fusion modules.", no_args_is_help=True)
 console = Console()
-
-
-class DataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    train: Path
-    eval: Path | None = None
-
-
-class TrainJob(BaseModel):
-    """``braid train`` YAML: sections braid / train / data / output_dir.
-
-    The seed's flat fusion_config.yaml style also works: top-level keys of BraidConfig or TrainConfig are
-    moved into their section.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    braid: BraidConfig
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    data: DataConfig
-    output_dir: Path = Path("runs/braid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _sections(cls, raw: Any) -> Any:
-        if not isinstance(raw, dict):
-            return raw
-        raw = dict(raw)
-        for section, model in (("braid", BraidConfig), ("train", TrainConfig)):
-            moved = {
-                k: raw.pop(k) for k in list(raw) if k in model.model_fields and k not in cls.model_fields
-            }
-            if moved:
-                raw[section] = {**moved, **dict(raw.get(section) or {})}
-        return raw
 
 
 def read_examples(path: Path) -> list[Any]:
@@ -87,6 +53,8 @@ def read_yaml(path: Path) -> dict:
 
 
 def load_job(path: Path) -> TrainJob:
+    from braid.jobs import TrainJob
+
     raw = read_yaml(path)
     try:
         return TrainJob.model_validate(raw)
@@ -183,6 +151,9 @@ def info(
     config: Path = typer.Argument(..., exists=True, help="braid YAML, or a save_pretrained directory"),
 ) -> None:
     """Show a braid's members, fusion plan and sizes (reads configs only, no weights)."""
+    from braid.config import BraidConfig
+    from braid.jobs import TrainJob
+
     try:
         if config.is_dir():
             if not (config / "braid_config.json").is_file():

@@ -90,3 +90,25 @@ def test_config_and_data_mistakes_are_one_line_exit_2(trio, tmp_path):
         assert message in result.stderr and len(lines) == 1 and "Loading" not in result.stderr, result.stderr
     shown = CliRunner().invoke(app, ["info", str(tmp_path / "job.yaml")], terminal_width=400)
     assert shown.exit_code == 0 and "(anchor)" in shown.stdout  # a `braid train` YAML works for info too
+
+
+def test_help_is_quick_and_imports_no_torch():
+    """`braid --help` and the light subcommands load no model code: torch is imported on first use."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    probe = "import sys, braid.cli; print(sorted(m for m in ('torch', 'transformers', 'ray') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    runs = []
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "braid.cli", "--help"], env=env, capture_output=True, check=True
+        )
+        runs.append(time.perf_counter() - start)
+    assert min(runs) < 1.0, runs
