@@ -286,13 +286,25 @@ def quiet_third_party() -> None:
     import logging
     import warnings
 
-    for name in NOISY:
+    for name in NOISY:  # a filter as well as a level: Serve resets its logger's level when it starts
         logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).addFilter(lambda record: record.levelno >= logging.ERROR)
     warnings.filterwarnings("ignore")
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+
+
+def start_ray() -> None:
+    """A local cluster for the demo, with token authentication on (Ray's default for a new local cluster,
+    set explicitly so Ray does not print a notice about choosing it)."""
+    import os
+
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
 
 
 def demo_console() -> Console:
@@ -312,7 +324,7 @@ def prepare(
     console = demo_console()
     work = Path(workdir) if workdir else demo_dir()
     work.mkdir(parents=True, exist_ok=True)
-    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    start_ray()
     try:
         zoo, pool, records, records_path = sweep(console, work, quick)
         agent = pretrain_meta(console, work, zoo, pool, records, quick)
@@ -329,7 +341,6 @@ def main(
     console: Console | None = None,
 ) -> dict:
     import ray
-    from ray import serve
 
     if not verbose:
         quiet_third_party()
@@ -339,7 +350,7 @@ def main(
     start, pages = time.perf_counter(), page_server()
     try:
         composed = composition(console, work, quick)
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        start_ray()
         zoo, pool, records, records_path = sweep(console, work, quick)
         agent = pretrain_meta(console, work, zoo, pool, records, quick)
         config = start_serve(console, work, agent, records_path)
@@ -348,9 +359,8 @@ def main(
         report(console, turns)
     finally:
         pages.shutdown()
-        if ray.is_initialized():
-            serve.shutdown()
-            ray.shutdown()
+        if ray.is_initialized():  # the cluster is the demo's own: shutting it down stops Serve with it
+            ray.shutdown()  # (serve.shutdown() first makes the raylet report a killed controller task)
     console.print(f"demo finished in {time.perf_counter() - start:.0f}s")
     return {
         "composition": composed,
