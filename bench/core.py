@@ -4,7 +4,7 @@ Same prompt, same tokens, same process. Members alone run ModelWrapper.forward w
 at a time; the braid runs BraidSession.feed. Each token is timed on both sides in turn, so machine drift
 hits both alike. Target: braid / sum(members) <= 1.15.
 
-    python bench/core.py [--tokens 48] [--repeats 5] [--smoke-test]
+    python bench/core.py [--tokens 24] [--repeats 5] [--smoke-test]
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def summary(rows: list[list[str]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=24)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--smoke-test", action="store_true", help="tiny run, no BENCHMARKS.md update")
     args = parser.parse_args()
     torch.set_num_threads(1)

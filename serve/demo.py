@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import secrets
 import socket
 import threading
@@ -90,7 +92,7 @@ def _greedy(member: Any, prompt: str) -> str:
     return member.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).split(".")[0].strip()
 
 
-def sweep(console: Console, work: Path, quick: bool) -> tuple[dict, list, list, Path]:
+def sweep(console: Console, work: Path, quick: bool, verbose: bool = False) -> tuple[dict, list, list, Path]:
     from braid.zoo import build_zoo, load_cards
     from tune.records import ModelFeatures
     from tune.report import best_table, pareto_plot
@@ -109,7 +111,9 @@ def sweep(console: Console, work: Path, quick: bool) -> tuple[dict, list, list, 
     space = SearchSpace(steps=(20,) if quick else (20, 40), fusion_dims=(8, 16))
     cfg = SweepConfig(name="demo-quick" if quick else "demo", num_samples=2 if quick else 4, eval_every=10,
                       storage_path=str(work / "sweeps"), verbose=0)  # fmt: skip
-    records, path = run_sweep(suite, space, cfg, zoo, pool, records_path=work / "sweep.records.jsonl")
+    # Tune prints its experiment table and TensorBoard hint whatever its verbosity: kept for --verbose
+    with contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO()):
+        records, path = run_sweep(suite, space, cfg, zoo, pool, records_path=work / "sweep.records.jsonl")
     console.print(best_table(records))
     console.print(f"Pareto fronts (score vs decode ms): {pareto_plot(records, work / 'pareto.png')}")
     return zoo, pool, records, path
@@ -294,16 +298,16 @@ def quiet_third_party() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    with contextlib.suppress(ImportError):  # Optuna sets its own level on first use: its API, not logging's
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
 def start_ray() -> None:
-    """A local cluster for the demo, with token authentication on (Ray's default for a new local cluster,
-    set explicitly so Ray does not print a notice about choosing it)."""
-    import os
-
+    """The demo's own local cluster (token authentication on: Ray's default for a new local cluster)."""
     import ray
 
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
     ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
 
 
@@ -326,7 +330,7 @@ def prepare(
     work.mkdir(parents=True, exist_ok=True)
     start_ray()
     try:
-        zoo, pool, records, records_path = sweep(console, work, quick)
+        zoo, pool, records, records_path = sweep(console, work, quick, verbose)
         agent = pretrain_meta(console, work, zoo, pool, records, quick)
     finally:
         ray.shutdown()
@@ -351,7 +355,7 @@ def main(
     try:
         composed = composition(console, work, quick)
         start_ray()
-        zoo, pool, records, records_path = sweep(console, work, quick)
+        zoo, pool, records, records_path = sweep(console, work, quick, verbose)
         agent = pretrain_meta(console, work, zoo, pool, records, quick)
         config = start_serve(console, work, agent, records_path)
         turns = chat(console, config, f"http://127.0.0.1:{pages.server_address[1]}/braids.html")
