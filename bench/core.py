@@ -109,6 +109,9 @@ def measure(paths: list[str], strategy: str, points: int, tokens: int, repeats: 
     return statistics.median(a for a, _ in runs), statistics.median(b for _, b in runs)
 
 
+NEW_STRATEGIES = ("calm", "output_router", "pointer", "calm+output_router")
+
+
 def summary(rows: list[list[str]]) -> str:
     """How many rows meet the target, per member size, and the worst row."""
     lines = []
@@ -118,6 +121,14 @@ def summary(rows: list[list[str]]) -> str:
         met = sum(float(r[-1]) <= 1.15 for r in mine)
         lines.append(
             f"- {size}: {met} of {len(mine)} rows meet the target; worst {worst[-1]}x "
+            f"({worst[1]} members, {worst[2]}, {worst[3]} points)."
+        )
+    new = [r for r in rows if r[0].startswith("medium") and r[2] in NEW_STRATEGIES]
+    if new:
+        worst = max(new, key=lambda r: float(r[-1]))
+        lines.append(
+            f"- the new strategies ({', '.join(NEW_STRATEGIES)}) on medium members: "
+            f"{sum(float(r[-1]) <= 1.15 for r in new)} of {len(new)} rows meet the target; worst {worst[-1]}x "
             f"({worst[1]} members, {worst[2]}, {worst[3]} points)."
         )
     lines.append(
