@@ -59,3 +59,16 @@ def test_malformed_rows_are_rejected_with_line_and_field(tmp_path, row, message)
 def test_missing_file(tmp_path):
     with pytest.raises(RecordsError, match="no records file"):
         load_records(tmp_path / "none.jsonl")
+
+
+def test_best_table_fits_100_columns_without_cutting_a_cell():
+    import io
+
+    from rich.console import Console
+
+    from tune.report import best_table
+
+    console = Console(width=100, record=True, file=io.StringIO())
+    console.print(best_table([SweepRecord.model_validate(record())]))
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 100
