@@ -283,6 +283,10 @@ NOISY = (
 )
 
 
+def _errors_only(record: Any) -> bool:
+    return record.levelno >= 40  # logging.ERROR
+
+
 def quiet_third_party() -> None:
     """Other libraries' log lines and warnings off, so the demo's own output reads alone: Ray's start-up
     and Serve notices, Tune's hints, Optuna's study line, transformers' config warnings. Workers' output
@@ -292,7 +296,7 @@ def quiet_third_party() -> None:
 
     for name in NOISY:  # a filter as well as a level: Serve resets its logger's level when it starts
         logging.getLogger(name).setLevel(logging.ERROR)
-        logging.getLogger(name).addFilter(lambda record: record.levelno >= logging.ERROR)
+        logging.getLogger(name).addFilter(_errors_only)  # one function: a second call adds nothing
     warnings.filterwarnings("ignore")
     from transformers.utils import logging as hf_logging
 
