@@ -14,7 +14,7 @@ lock:  # re-resolve pyproject's ranges to the newest releases and rewrite requir
 	$(PYTHON) scripts/bootstrap.py --lock
 
 demo:
-	$(PYTHON) -m braid.cli demo
+	$(PYTHON) -m cli demo
 
 test:
 	$(PYTHON) -m pytest -q
@@ -22,8 +22,8 @@ test:
 test-fast:
 	$(PYTHON) -m pytest -q -m "not slow and not integration"
 
-lint:
-	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check .
+lint:  # ruff, then the import contract in pyproject.toml ([tool.importlinter])
+	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check . && $(dir $(PYTHON))lint-imports --no-cache
 
 format:
 	$(PYTHON) -m ruff check --fix . && $(PYTHON) -m ruff format .

@@ -87,7 +87,7 @@ def floor_seconds(braided: BraidedLLM, tokens: int) -> float:
     for link in links:
         link.connect(braided.lockstep.points_at(link.index))
     ids, output = torch.tensor([[5]]), braided.fusion_modules.output is not None
-    wants = [  # as LeaderBraid asks: the anchor its logits (and state), others their logits for output fusion
+    wants = [  # as ChannelRunner asks: the anchor its logits (and state), others their logits for output fusion
         {"logits": True, "final": output} if i == braided.config.anchor else {"logits": output}
         for i in range(len(links))
     ]

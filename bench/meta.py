@@ -26,9 +26,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import markdown_table, write_section  # noqa: E402
-from braid.meta import DecisionSpace, MetaBraider, MetaTask  # noqa: E402
-from braid.meta.features import encode_task  # noqa: E402
-from braid.meta.learn import adapt, observations_from_records, pretrain  # noqa: E402
+from meta import DecisionSpace, MetaBraider, MetaTask  # noqa: E402
+from meta.features import encode_task  # noqa: E402
+from meta.learn import adapt, observations_from_records, pretrain  # noqa: E402
 
 SPACE = DecisionSpace(steps=(20,), fusion_dims=(16,), fusion_points=(1, 2))
 CACHE = (
@@ -51,7 +51,7 @@ def tasks(smoke: bool):
 
 def measure_all(zoo, pool, specs, n_configs: int, path: Path) -> list:
     """Every sampled config on every task, as sweep records (re-uses the file when it covers the request)."""
-    from braid.meta.trainer import measure
+    from meta.trainer import measure
     from tune.records import SweepRecord, load_records, write_records
 
     if path.exists():
@@ -272,7 +272,7 @@ def constraint_checks(agent: MetaBraider, truth: Truth, task: str, rng: random.R
     """Random compute budgets and latency limits, and in half the draws an accuracy target (a score), that some
     measured config meets: "met" when the choice meets them in truth (measured latency and score, exact
     parameter share), "violated" when not, "refused" when the agent answered infeasible."""
-    from braid.meta import Infeasible
+    from meta import Infeasible
 
     share = {c: float(agent.compute_share[c]) for c in truth.configs}
     ms, score = truth.ms[task], truth.score[task]

@@ -55,8 +55,8 @@ def free_port() -> int:
 
 
 def setup(work: Path):
-    from braid.meta import MetaBraider
     from braid.zoo import build_zoo, load_cards
+    from meta import MetaBraider
     from serve.config import BraidDeploymentConfig, ServeConfig
     from tune.records import ModelFeatures
 

@@ -9,8 +9,6 @@ members' own next-token distributions (in the anchor's vocabulary) into the anch
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,9 +23,12 @@ from braid.alignment import Alignment
 from braid.config import BraidConfig, MemberConfig
 from braid.fusion.output import OUTPUT_LAYOUT
 from braid.fusion.stack import build_fusion
+from braid.fusion.step import FusionHistory, FusionStep
+from braid.generation import SamplingParams, stream_text
 from braid.lockstep import Lockstep
 from braid.model_wrapper import ModelWrapper
 from braid.readout import Readout
+from braid.runner import PLACEMENTS, LocalRunner, MemberRunner, check_placement, resolve
 from braid.views import batch_views
 
 FUSION_FILE = "fusion.safetensors"
@@ -45,18 +46,16 @@ class BraidOutput:
 class BraidedLLM(nn.Module):
     """Braid of frozen HF causal LMs; only ``fusion_modules`` hold trainable parameters.
 
-    ``placement="ray"`` returns a ``cluster.RayBraidedLLM`` instead: each member in its own Ray actor, the
-    fusion in another, with the same forward / generate / save_pretrained (``ray_placement`` tunes it).
+    ``runner`` runs the members (``braid.runner``): in this process by default. ``placement="ray"`` returns
+    a ``cluster.RayBraidedLLM`` instead: each member in its own Ray actor, the fusion in another, with the
+    same forward / generate / save_pretrained (``ray_placement`` tunes it).
     """
 
     def __new__(cls, *args: Any, placement: str = "local", ray_placement: Any = None, **kwargs: Any):
-        if placement not in ("local", "ray"):
-            raise ValueError(f"unknown placement {placement!r}; valid: 'local', 'ray'")
+        check_placement(placement)
         if placement == "ray":
-            from cluster.braid import RayBraidedLLM
-
             config = kwargs.get("config") or _config_from_args(*args, **kwargs)
-            return RayBraidedLLM(config, ray_placement)
+            return resolve(PLACEMENTS["ray"])(config, ray_placement)
         return super().__new__(cls)
 
     def __init__(
@@ -72,6 +71,7 @@ class BraidedLLM(nn.Module):
         *,
         config: BraidConfig | None = None,
         models: list[ModelWrapper] | None = None,
+        runner: MemberRunner | None = None,
         placement: str = "local",
         ray_placement: Any = None,
     ):
@@ -113,6 +113,8 @@ class BraidedLLM(nn.Module):
         # strategy mixes directly. The others skip their LM head (a full-vocabulary matmul per token).
         direct = set(self.readout.members) - set(self.readout.bridges) if self.readout else set()
         self.logit_members = {config.anchor} | direct
+        self.runner = runner or LocalRunner()
+        self.runner.attach(self)
 
     # -- structure ----------------------------------------------------------------------------------------
     @property
@@ -147,6 +149,11 @@ class BraidedLLM(nn.Module):
 
         Members with other tokenizers read the anchor's decoded text through their own tokenizers.
         """
+        return self.runner.with_recovery(
+            lambda: self._forward(input_ids, attention_mask, labels, output_hidden_states)
+        )
+
+    def _forward(self, input_ids, attention_mask, labels, output_hidden_states) -> BraidOutput:
         inputs, alignment, _ = batch_views(self, input_ids, attention_mask)
         outs = self.run_members(inputs, alignment, output_hidden_states=output_hidden_states)
         bridged = self.readout.text_dists(input_ids, attention_mask) if self.readout else {}
@@ -171,30 +178,7 @@ class BraidedLLM(nn.Module):
         ``inputs[m] = None`` leaves member m out of this pass (it has no new tokens).
         """
         fuse = FusionStep(self.fusion_modules, alignment, fusion_caches, history)
-        calls = [
-            None
-            if inputs[m] is None
-            else functools.partial(
-                member.forward,
-                **inputs[m],
-                past_key_values=None if caches is None else caches[m],
-                use_cache=caches is not None,
-                output_hidden_states=output_hidden_states,
-                **({} if m in self.logit_members else member.no_logits),
-            )
-            for m, member in enumerate(self.models)
-        ]
-        with contextlib.ExitStack() as stack:
-            for m, member in enumerate(self.models):
-                if calls[m] is not None:
-                    stack.enter_context(member.inject(self.lockstep.hooks(m)))
-            final = None
-            if self.fusion_modules.output is not None:
-                final = stack.enter_context(self.anchor_model.capture_final_hidden())
-            outs = self.lockstep.run(calls, fuse)
-        if final is not None:
-            outs[self.config.anchor].final_hidden = final.value
-        return outs
+        return self.runner.run(self, inputs, caches, fuse, output_hidden_states)
 
     def output_logits(
         self,
@@ -228,9 +212,8 @@ class BraidedLLM(nn.Module):
         stream: bool = False,
         seed: int | None = None,
     ) -> str | Iterator[str]:
-        """Continue ``prompt``; greedy when temperature is 0. ``stream=True`` yields text pieces."""
-        from braid.generation import SamplingParams, stream_text
-
+        """Continue ``prompt``; greedy when temperature is 0. ``stream=True`` yields text pieces. Bad
+        parameters raise here, before any work."""
         params = SamplingParams(
             max_new_tokens=max_new_tokens,
             temperature=temperature,
@@ -241,6 +224,10 @@ class BraidedLLM(nn.Module):
         )
         pieces = stream_text(self, prompt, params)
         return pieces if stream else "".join(pieces)
+
+    def close(self) -> None:
+        """Release what the runner holds (remote members' connections)."""
+        self.runner.close()
 
     # -- persistence --------------------------------------------------------------------------------------
     def fusion_signature(self) -> dict[str, Any]:
@@ -311,77 +298,6 @@ def member_paths_resolved(config: BraidConfig) -> BraidConfig:
         for m in config.model_configs
     ]
     return config.model_copy(update={"model_configs": members})
-
-
-class FusionHistory:
-    """What incremental generation keeps per fusion point for members that read through their own tokenizer:
-    their past states (an anchor position may align to an earlier member token) and the past anchor-frame
-    updates (a re-tokenized member token may receive from an earlier anchor position)."""
-
-    def __init__(self, members: set[int]):
-        self.members = members
-        self._states: dict[tuple[int, int], torch.Tensor] = {}  # (point, member) -> (B, L_m, D_m)
-        self._updates: dict[tuple[int, int], torch.Tensor] = {}  # (point, member) -> (B, T_anchor, D_m)
-
-    def states(self, point: int, m: int, new: torch.Tensor | None) -> torch.Tensor:
-        return _extend(self._states, (point, m), new)
-
-    def updates(self, point: int, m: int, new: torch.Tensor) -> torch.Tensor:
-        return _extend(self._updates, (point, m), new)
-
-    def crop(self, m: int, length: int) -> None:
-        """Forget member m's states from token ``length`` on (its KV cache was cropped alike)."""
-        for key, value in self._states.items():
-            if key[1] == m:
-                self._states[key] = value[:, :length]
-
-
-def _extend(store: dict, key: tuple[int, int], new: torch.Tensor | None) -> torch.Tensor:
-    past = store.get(key)
-    full = new if past is None else past if new is None else torch.cat([past, new], 1)
-    store[key] = full
-    return full
-
-
-class FusionStep:
-    """The fusion callback for one braided pass: align to the anchor frame, mix, map the updates back."""
-
-    def __init__(
-        self,
-        modules: nn.ModuleList,
-        alignment: Alignment,
-        caches: list[dict[str, Any]] | None,
-        history: FusionHistory | None = None,
-    ):
-        self.modules, self.alignment, self.caches = modules, alignment, caches
-        self.history = history
-        self.param = next(modules.parameters())
-        valid = alignment.valid  # (B, M, T), or None when all valid: strategies then skip masking
-        self.valid = None if valid is None else valid.to(self.param.device)
-
-    def __call__(self, point: int, states: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
-        dev, dt = self.param.device, self.param.dtype
-        tracked = self.history.members if self.history is not None else set()
-        full = [None if h is None else h.to(dev, dt) for h in states]
-        full = [self.history.states(point, m, h) if m in tracked else h for m, h in enumerate(full)]
-        aligned = [None if h is None else self.alignment.gather_to_anchor(m, h) for m, h in enumerate(full)]
-        frame = next(a for a in aligned if a is not None).shape[:2]  # (B, T_anchor): the anchor always runs
-        dims = self.modules[point].member_dims
-        aligned = [
-            torch.zeros(*frame, dims[m], device=dev, dtype=dt) if a is None else a
-            for m, a in enumerate(aligned)
-        ]
-        cache = None if self.caches is None else self.caches[point]
-        updates = self.modules[point](aligned, self.valid, cache)
-        out: list[torch.Tensor | None] = []
-        for m, (u, h) in enumerate(zip(updates, states, strict=True)):
-            if u is not None and m in tracked:
-                u = self.history.updates(point, m, u)
-            if u is None or h is None:
-                out.append(None)
-            else:
-                out.append(self.alignment.scatter_from_anchor(m, u).to(h.device, h.dtype))
-        return out
 
 
 def _config_from_args(

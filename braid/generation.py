@@ -13,8 +13,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from braid.alignment import Alignment, last_at_or_before
-from braid.braided import FusionHistory
+from braid.fusion.step import FusionHistory
 from braid.model_wrapper import ModelWrapper
+from braid.runner import BraidUnavailable, MemberLost
 from braid.tokenview import common_prefix, extend_visible, member_tokenize, visible_ends
 from braid.views import batch_views
 
@@ -173,9 +174,21 @@ def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.G
 
 
 def generate_tokens(braided: BraidedLLM, input_ids: torch.Tensor, params: SamplingParams) -> Iterator[int]:
-    """Yield sampled anchor token ids after the prompt (1, T); stops at the anchor's EOS."""
+    """Yield sampled anchor token ids after the prompt (1, T); stops at the anchor's EOS.
+
+    When the runner loses a member midway, it recovers and a new session replays the prompt and the tokens
+    produced so far (no re-sampling), so greedy output is unchanged."""
     generator = None if params.seed is None else torch.Generator().manual_seed(params.seed)
-    return continue_tokens(braided, input_ids, params, generator, [])
+    produced: list[int] = []
+    runner = braided.runner
+    for failures in range(1, runner.attempts + 1):
+        try:
+            yield from continue_tokens(braided, input_ids, params, generator, produced)
+            return
+        except MemberLost as e:
+            if failures == runner.attempts:
+                raise BraidUnavailable(f"gave up after {failures} member failures: {e}") from e
+            runner.recover(e)
 
 
 def continue_tokens(

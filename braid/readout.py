@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from braid.alignment import Alignment
-from braid.fusion.output import MemberDists, OutputParams, from_top_k, top_k_dists
+from braid.fusion.dists import MemberDists, from_top_k, top_k_dists
+from braid.fusion.output import OutputParams
 
 
 def shared_bridge(member: Any, anchor_tokenizer: Any, params: OutputParams):

@@ -6,6 +6,7 @@ the member actors, so it can replace one that dies, and the braid's lifetime bou
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Iterator
@@ -14,7 +15,6 @@ from typing import Any
 import torch
 
 from braid.config import BraidConfig, MemberConfig
-from braid.generation import SamplingParams
 from cluster.placement import RayPlacement
 
 
@@ -51,7 +51,7 @@ class FusionHost:
     def __init__(self, config_json: str, placement_json: str, pg: Any, cluster_gpus: float):
         import ray
 
-        from cluster.leader import LeaderBraid
+        from cluster.leader import leader_braid
 
         self.config = BraidConfig.model_validate_json(config_json)
         self.placement = RayPlacement.model_validate_json(placement_json)
@@ -61,7 +61,7 @@ class FusionHost:
         readies = ray.get([a.ready.remote() for a in self.members], timeout=_left(deadline))
         self.member_nodes = [r["node_id"] for r in readies]
         device = "cuda" if ray.get_gpu_ids() else "cpu"
-        self.braid = LeaderBraid(
+        self.braid = leader_braid(
             self.config, [tuple(r["endpoint"]) for r in readies], [r["info"] for r in readies], device,
             timeout=self.placement.exchange_timeout_s, recovery_timeout=self.placement.recovery_timeout_s,
             replace_members=self._replace,
@@ -69,8 +69,6 @@ class FusionHost:
 
     def _start_member(self, m: int) -> Any:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-        from cluster.braid import member_actor_class
 
         spec = self.config.model_configs[m]
         return (
@@ -113,7 +111,7 @@ class FusionHost:
         return out.logits, out.loss
 
     def generate(self, prompt: str, params: dict[str, Any]) -> Iterator[str]:
-        yield from self.braid.stream(prompt, SamplingParams(**params))
+        yield from self.braid.generate(prompt, stream=True, **params)
 
     @torch.no_grad()
     def decode_seconds(self, prompt_ids: torch.Tensor, tokens: list[int]) -> float:
@@ -146,7 +144,7 @@ class FusionHost:
         return list(self.members)
 
     def recoveries(self) -> int:
-        return self.braid.recoveries
+        return self.braid.runner.recoveries
 
     def shutdown(self) -> None:
         import ray
@@ -161,3 +159,17 @@ def _left(deadline: float) -> float:
     if left <= 0:
         raise TimeoutError("the deadline passed")
     return left
+
+
+@functools.cache
+def member_actor_class() -> Any:
+    import ray
+
+    return ray.remote(MemberHost)
+
+
+@functools.cache
+def fusion_actor_class() -> Any:
+    import ray
+
+    return ray.remote(max_restarts=0)(FusionHost)

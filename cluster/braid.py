@@ -8,7 +8,6 @@ arrive as they are produced. Hidden states never pass through Ray: they cross th
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,25 +19,8 @@ from braid.braided import CONFIG_FILE, FORMAT, FUSION_FILE, BraidOutput, causal_
 from braid.config import BraidConfig
 from braid.generation import SamplingParams
 from braid.model_wrapper import load_tokenizer
+from cluster.actors import fusion_actor_class
 from cluster.placement import RayPlacement
-
-
-@functools.cache
-def member_actor_class() -> Any:
-    import ray
-
-    from cluster.actors import MemberHost
-
-    return ray.remote(MemberHost)
-
-
-@functools.cache
-def fusion_actor_class() -> Any:
-    import ray
-
-    from cluster.actors import FusionHost
-
-    return ray.remote(max_restarts=0)(FusionHost)
 
 
 def wait_placed(pg: Any, bundles: list[dict[str, float]], timeout_s: float) -> bool:

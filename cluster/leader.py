@@ -1,13 +1,13 @@
-"""The braid's leader: fusion modules plus the generation loop, with every member reached over a channel.
+"""The channel runner: a braid whose members are servers (``cluster.member``) reached over TCP channels.
 
-``LeaderBraid`` is a ``BraidedLLM`` whose members are stand-ins (``RemoteMember``: tokenizer and shape
-facts, no weights) and whose ``run_members`` drives the member servers instead of greenlets. Everything
-else (views, alignment, the fusion step, incremental sessions, sampling, streaming text) is the local
-braid's own code, which is why ray placement gives the same logits and the same greedy text.
+``leader_braid`` builds a plain ``BraidedLLM`` whose members are stand-ins (``RemoteMember``: tokenizer and
+shape facts, no weights) and whose ``ChannelRunner`` drives the member servers instead of greenlets.
+Everything else (views, alignment, the fusion step, incremental sessions, sampling, streaming text) is the
+local braid's own code, which is why ray placement gives the same logits and the same greedy text.
 
-When a member is lost mid-request the leader closes every link (the survivors abandon their half-done
-forward), asks ``replace_members`` for live endpoints, re-dials and replays the request from its start;
-generation replays the prompt and the tokens already produced, so greedy output is unchanged.
+When a member is lost mid-request the runner closes every link (the survivors abandon their half-done
+forward), asks ``replace_members`` for live endpoints, re-dials, and the braid replays the request from
+its start; generation replays the prompt and the tokens already produced, so greedy output is unchanged.
 """
 
 from __future__ import annotations
@@ -15,33 +15,23 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import torch
 
-from braid.braided import BraidedLLM, FusionStep
+from braid.braided import BraidedLLM
 from braid.config import BraidConfig, MemberConfig
-from braid.generation import SamplingParams, check_prompt, continue_tokens, text_pieces
 from braid.model_wrapper import ModelWrapper, load_tokenizer
+from braid.runner import BraidUnavailable, MemberLost, MemberRunner
 from cluster.channel import ERROR, NO_UPDATE, RESULT, UPDATE, ChannelError, TensorChannel, parse_dtype
 
 Endpoint = tuple[str, int]
 
 
-class MemberLost(RuntimeError):
-    def __init__(self, member: int, reason: str):
-        super().__init__(f"member {member} was lost: {reason}")
-        self.member = member
-
-
 class MemberFailed(RuntimeError):
     """The member raised while computing (bad input, out of memory): replaying would fail again."""
-
-
-class BraidUnavailable(RuntimeError):
-    """A lost member could not be brought back within the recovery timeout."""
 
 
 class RemoteCache:
@@ -145,52 +135,67 @@ class MemberLink:
             raise ChannelError(f"protocol error: expected {tag!r}, got {got!r}")
 
 
-class LeaderBraid(BraidedLLM):
-    """A braid whose members run elsewhere; same forward, generate and save interface as ``BraidedLLM``."""
+def leader_braid(
+    config: BraidConfig,
+    endpoints: list[Endpoint],
+    infos: list[dict[str, Any]],
+    device: str = "cpu",
+    timeout: float = 60.0,
+    recovery_timeout: float = 120.0,
+    replace_members: Callable[[set[int], float], list[Endpoint]] | None = None,
+) -> BraidedLLM:
+    """A braid whose members are the servers at ``endpoints`` (``infos``: what each server's ``info()``
+    said); the fusion modules and the generation loop run here, on ``device``."""
+    proxies = [RemoteMember(s, i, device) for s, i in zip(config.model_configs, infos, strict=True)]
+    runner = ChannelRunner(endpoints, timeout, recovery_timeout, replace_members)
+    return BraidedLLM(config=config, models=proxies, runner=runner)
+
+
+class ChannelRunner(MemberRunner):
+    """Runs each member in its server: sends its inputs, then at every fusion point receives its state and
+    sends back its update."""
+
+    attempts = 3
 
     def __init__(
         self,
-        config: BraidConfig,
         endpoints: list[Endpoint],
-        infos: list[dict[str, Any]],
-        device: str = "cpu",
         timeout: float = 60.0,
         recovery_timeout: float = 120.0,
         replace_members: Callable[[set[int], float], list[Endpoint]] | None = None,
     ):
-        proxies = [RemoteMember(s, i, device) for s, i in zip(config.model_configs, infos, strict=True)]
-        super().__init__(config=config, models=proxies)
         self.links = [MemberLink(m, e, timeout) for m, e in enumerate(endpoints)]
-        if self.readout is not None:  # members with their own tokenizer run their bridge where they are
-            for m, bridge in self.readout.bridges.items():
-                self.readout.bridges[m] = RemoteBridge(self, m, bridge.readings, bridge.params)
-        self.recovery_timeout = recovery_timeout
+        self.timeout, self.recovery_timeout = timeout, recovery_timeout
         self.replace_members = replace_members or (lambda lost, deadline: [ln.endpoint for ln in self.links])
         self.recoveries = 0
-        self._connect_all(time.monotonic() + timeout)
+        self.braid: BraidedLLM | None = None
+
+    def attach(self, braid: BraidedLLM) -> None:
+        if braid.readout is not None:  # members with their own tokenizer run their bridge where they are
+            for m, bridge in braid.readout.bridges.items():
+                braid.readout.bridges[m] = RemoteBridge(self, m, bridge.readings, bridge.params)
+        self.braid = braid
+        self._connect_all(time.monotonic() + self.timeout)
 
     # -- the exchange -------------------------------------------------------------------------------------
-    def run_members(
-        self, inputs, alignment, caches=None, fusion_caches=None, output_hidden_states=False, history=None
-    ) -> list[Any]:
+    def run(self, braid, inputs, caches, fuse, output_hidden_states=False) -> list[Any]:
         if output_hidden_states:
             raise ValueError("output_hidden_states is only available with placement='local'")
-        fuse = FusionStep(self.fusion_modules, alignment, fusion_caches, history)
         running = [m for m, x in enumerate(inputs) if x is not None]
-        shapes = {m: (*inputs[m]["input_ids"].shape, self.models[m].hidden_size) for m in running}
+        shapes = {m: (*inputs[m]["input_ids"].shape, braid.models[m].hidden_size) for m in running}
         m = -1
         try:
             for m in running:
                 cache = None if caches is None else caches[m]
-                self.links[m].request(inputs[m], cache, self._wanted(m))
-            for p in range(self.lockstep.num_points):
-                states: list[torch.Tensor | None] = [None] * len(self.models)
+                self.links[m].request(inputs[m], cache, self._wanted(braid, m))
+            for p in range(braid.lockstep.num_points):
+                states: list[torch.Tensor | None] = [None] * len(braid.models)
                 for m in running:
-                    states[m] = self.links[m].recv_state(shapes[m], self.models[m].state_dtype)
+                    states[m] = self.links[m].recv_state(shapes[m], braid.models[m].state_dtype)
                 updates = fuse(p, states)  # (B, T_m, D_m) per running member
                 for m in running:
                     self.links[m].send_update(updates[m])
-            results: list[Any] = [None] * len(self.models)
+            results: list[Any] = [None] * len(braid.models)
             for m in running:
                 got = self.links[m].recv_result()
                 top = (got["top_ids"].long(), got["top_probs"]) if "top_ids" in got else None
@@ -207,18 +212,19 @@ class LeaderBraid(BraidedLLM):
                 caches[m].length += shapes[m][1]
         return results
 
-    def _wanted(self, m: int) -> dict[str, Any]:
+    @staticmethod
+    def _wanted(braid: BraidedLLM, m: int) -> dict[str, Any]:
         """What member m sends back: the anchor its logits (and final state for an output-level strategy);
         another member sharing the anchor's tokenizer, for an output-level strategy, its logits or their
         top-k; members read through the bridge and members of a hidden-state braid, nothing."""
-        output = self.config.output_params if self.readout is not None else None
-        if m == self.config.anchor:
+        output = braid.config.output_params if braid.readout is not None else None
+        if m == braid.config.anchor:
             return {"logits": True, "final": output is not None}
-        if output is None or m in self.readout.bridges:
+        if output is None or m in braid.readout.bridges:
             return {}
         if output.top_k is None:
             return {"logits": True}
-        return {"top_k": output.top_k, "vocab": self.anchor_model.vocab_size}
+        return {"top_k": output.top_k, "vocab": braid.anchor_model.vocab_size}
 
     # -- recovery -----------------------------------------------------------------------------------------
     def _reconnect(self, deadline: float) -> None:
@@ -230,7 +236,7 @@ class LeaderBraid(BraidedLLM):
         for link in self.links:
             while True:
                 try:
-                    link.connect(self.lockstep.points_at(link.index), self._bridge_spec(link.index))
+                    link.connect(self.braid.lockstep.points_at(link.index), self._bridge_spec(link.index))
                     break
                 except ChannelError as e:
                     if time.monotonic() > deadline:
@@ -239,11 +245,12 @@ class LeaderBraid(BraidedLLM):
                     time.sleep(0.1)
 
     def _bridge_spec(self, m: int) -> dict[str, Any] | None:
-        bridges = self.readout.bridges if getattr(self, "readout", None) is not None else {}
-        if m not in bridges:
+        readout = self.braid.readout
+        if readout is None or m not in readout.bridges:
             return None
-        anchor = self.config.model_configs[self.config.anchor].model_name
-        return {"anchor": anchor, "params": bridges[m].params.model_dump()}
+        config = self.braid.config
+        anchor = config.model_configs[config.anchor].model_name
+        return {"anchor": anchor, "params": readout.bridges[m].params.model_dump()}
 
     def recover(self, lost: MemberLost) -> None:
         """Close every link, get live endpoints (replacing lost members), re-dial; or BraidUnavailable."""
@@ -259,48 +266,6 @@ class LeaderBraid(BraidedLLM):
         self._connect_all(deadline)
         self.recoveries += 1
 
-    def with_recovery(self, fn: Callable[[], Any], attempts: int = 3) -> Any:
-        for _ in range(attempts - 1):
-            try:
-                return fn()
-            except MemberLost as e:
-                self.recover(e)
-        return fn()
-
-    def forward(self, input_ids, attention_mask=None, labels=None, output_hidden_states=False):
-        call = super().forward
-        return self.with_recovery(lambda: call(input_ids, attention_mask, labels, output_hidden_states))
-
-    # -- generation ---------------------------------------------------------------------------------------
-    def tokens(self, input_ids: torch.Tensor, params: SamplingParams, attempts: int = 3) -> Iterator[int]:
-        """``generate_tokens`` that survives lost members: a new session replays the prompt and the tokens
-        produced so far (no re-sampling), then generation goes on."""
-        generator = None if params.seed is None else torch.Generator().manual_seed(params.seed)
-        produced: list[int] = []
-        for failures in range(1, attempts + 1):
-            try:
-                yield from continue_tokens(self, input_ids, params, generator, produced)
-                return
-            except MemberLost as e:
-                if failures == attempts:
-                    raise BraidUnavailable(f"gave up after {failures} member failures: {e}") from e
-                self.recover(e)
-
-    def stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
-        check_prompt(self.models, prompt, params.max_new_tokens)
-        ids = self.anchor_model.encode(prompt)["input_ids"]
-        return text_pieces(self.tokens(ids, params), self.tokenizer, params.stop)
-
-    def generate(
-        self, prompt: str, max_new_tokens: int = 200, temperature: float = 0.0, top_p: float = 1.0,
-        top_k: int | None = None, stop: str | list[str] | None = None, stream: bool = False, seed: int | None = None,
-    ):  # fmt: skip
-        """``BraidedLLM.generate``'s signature, surviving lost members."""
-        params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-                                stop=stop, seed=seed)  # fmt: skip
-        pieces = self.stream(prompt, params)
-        return pieces if stream else "".join(pieces)
-
     def close(self) -> None:
         for link in self.links:
             if link.chan is not None:
@@ -313,8 +278,8 @@ class RemoteBridge:
     """``CharBridge``'s interface for a member in another actor: its bridge runs there, next to its weights,
     and only the anchor-vocabulary top-k of each position comes back."""
 
-    def __init__(self, leader: LeaderBraid, member: int, readings: list[str], params: Any):
-        self.leader, self.member, self.readings, self.params = leader, member, readings, params
+    def __init__(self, runner: ChannelRunner, member: int, readings: list[str], params: Any):
+        self.runner, self.member, self.readings, self.params = runner, member, readings, params
 
     def texts_dists(self, rows: list[list[int]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         tensors = self._ask({"op": "bridge_texts", "rows": rows})
@@ -327,7 +292,7 @@ class RemoteBridge:
         return RemoteBridgeSession(self)
 
     def _ask(self, header: dict[str, Any]) -> list[torch.Tensor]:
-        link = self.leader.links[self.member]
+        link = self.runner.links[self.member]
         try:
             return link.ask(header)
         except ChannelError as e:

@@ -55,7 +55,7 @@ def error(status: int, message: str, param: str | None = None, code: str | None 
 
 
 def _status_of(e: Exception) -> int:
-    from braid.meta.agent import Infeasible
+    from meta.agent import Infeasible
     from serve.braids import BuildsBusy
     from serve.coordinator import AlreadyRated, UnknownModel
 

@@ -79,7 +79,7 @@ class BraidPolicy(BaseModel):
 
 
 def decision_from_key(key: str):
-    from braid.meta.decision import BraidingDecision
+    from meta.decision import BraidingDecision
 
     try:
         anchor, members, strategy, points, placement, dim = key.split("|")

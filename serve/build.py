@@ -41,7 +41,7 @@ def braid_factory(config: ServeConfig, meta: Any = None):
 
     paths, grid = {}, frozenset()
     if meta is None and config.meta_braider:
-        from braid.meta import MetaBraider
+        from meta import MetaBraider
 
         agent = MetaBraider.load(config.meta_braider)
     else:

@@ -247,7 +247,7 @@ class Coordinator:
         update relative to the score it predicted (so +1 always pushes towards that decision). One rating per
         answer (a second raises AlreadyRated), from the ``owner`` the answer was written for: another
         owner's answer reads as unknown, so ids cannot be probed."""
-        from braid.meta.decision import BraidingDecision
+        from meta.decision import BraidingDecision
 
         if not -1 <= rating <= 1:
             raise ValueError(f"rating must be in [-1, 1], got {rating}")

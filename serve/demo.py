@@ -92,11 +92,17 @@ def _greedy(member: Any, prompt: str) -> str:
     return member.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True).split(".")[0].strip()
 
 
+def demo_space(quick: bool):
+    """The grid the demo's sweep searches, and so the meta-braider's decision grid."""
+    from tune.space import SearchSpace
+
+    return SearchSpace(steps=(20,) if quick else (20, 40), fusion_dims=(8, 16))
+
+
 def sweep(console: Console, work: Path, quick: bool, verbose: bool = False) -> tuple[dict, list, list, Path]:
     from braid.zoo import build_zoo, load_cards
     from tune.records import ModelFeatures
     from tune.report import best_table, pareto_plot
-    from tune.space import SearchSpace
     from tune.sweep import SweepConfig, run_sweep
     from tune.tasks import TaskSuite
 
@@ -108,7 +114,7 @@ def sweep(console: Console, work: Path, quick: bool, verbose: bool = False) -> t
     suite = TaskSuite.default(n_train=16 if quick else 32, n_eval=4 if quick else 8)
     if quick:
         suite = TaskSuite(tasks=[t for t in suite.tasks if t.name in ("prose-lm", "arith-qa")])
-    space = SearchSpace(steps=(20,) if quick else (20, 40), fusion_dims=(8, 16))
+    space = demo_space(quick)
     cfg = SweepConfig(name="demo-quick" if quick else "demo", num_samples=2 if quick else 4, eval_every=10,
                       storage_path=str(work / "sweeps"), verbose=0)  # fmt: skip
     # Tune prints its experiment table and TensorBoard hint whatever its verbosity: kept for --verbose
@@ -120,11 +126,11 @@ def sweep(console: Console, work: Path, quick: bool, verbose: bool = False) -> t
 
 
 def pretrain_meta(console: Console, work: Path, zoo: dict, pool: list, records: list, quick: bool) -> Path:
-    from braid.meta import MetaBraider
-    from braid.meta.learn import observations_from_records, pretrain
+    from meta import DecisionSpace, MetaBraider
+    from meta.learn import observations_from_records, pretrain
 
     console.rule("3/7 pretrain the meta-braider")
-    agent = MetaBraider(pool, paths=zoo)
+    agent = MetaBraider(pool, DecisionSpace.from_search(demo_space(quick)), paths=zoo)
     obs = observations_from_records(agent, records)
     losses = pretrain(agent, obs, steps=100 if quick else 300, progress=True)
     path = work / "meta-braider.pt"

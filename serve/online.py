@@ -23,7 +23,7 @@ class OnlineMeta:
     @classmethod
     def open(cls, checkpoint: str | Path, state_dir: str | Path) -> OnlineMeta:
         """The agent learned online from ``checkpoint`` if its state is in ``state_dir``, else ``checkpoint``."""
-        from braid.meta.agent import MetaBraider
+        from meta.agent import MetaBraider
 
         checkpoint, state = Path(checkpoint), Path(state_dir) / "meta-braider.online.pt"
         if not checkpoint.exists():
@@ -54,7 +54,7 @@ class OnlineMeta:
     def _refresh(self) -> None:
         """Take the saved state when another process saved since (same origin only): in place, so the
         feedback learner's optimizer keeps pointing at the agent's parameters."""
-        from braid.meta.agent import MetaBraider
+        from meta.agent import MetaBraider
 
         if self.save_to is None or not self.save_to.exists():
             return

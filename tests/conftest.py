@@ -122,8 +122,8 @@ def cross_trio(tmp_path_factory):
 @pytest.fixture(scope="session")
 def meta_checkpoint(tiny_zoo, tmp_path_factory):
     """A meta-braider over the tiny zoo, saved like `braid meta train` saves it."""
-    from braid.meta import MetaBraider
     from braid.zoo import load_cards
+    from meta import MetaBraider
     from tune.records import ModelFeatures
 
     cache, paths = tiny_zoo

@@ -7,9 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.config import ToolsConfig
-from tools.executor import Tool
 from tools.safety import Resolver
 from tools.search import SEARCH_PROVIDERS, SearchResult, get_provider
+from tools.tool import Tool
 
 EngineName = Literal[tuple(SEARCH_PROVIDERS)]  # type: ignore[valid-type]
 

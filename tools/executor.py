@@ -14,52 +14,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from tools.builtin import builtin_tools
 from tools.config import ToolsConfig
 from tools.errors import ToolTimeoutError, ToolValidationError, UnknownToolError
+from tools.mcp_client import McpConnection, remote_tools
 from tools.safety import Resolver, system_resolver
-
-
-@dataclass(frozen=True)
-class Tool:
-    """A callable tool. ``validate`` turns raw arguments into what ``call`` takes, or raises ToolValidationError."""
-
-    name: str
-    description: str
-    input_schema: dict
-    validate: Callable[[dict], Any]
-    call: Callable[[Any], Any]
-    source: str = "local"
-
-    @classmethod
-    def local(cls, name: str, description: str, params: type[BaseModel], fn: Callable[[Any], Any]) -> Tool:
-        def validate(args: dict) -> BaseModel:
-            try:
-                return params.model_validate(args)
-            except ValidationError as e:
-                raise _validation_error(name, e) from None
-
-        return cls(name, description, params.model_json_schema(by_alias=True), validate, fn)
-
-
-def _validation_error(tool: str, err: ValidationError) -> ToolValidationError:
-    fields, parts = [], []
-    for e in err.errors():
-        field = ".".join(str(p) for p in e["loc"]) or "(arguments)"
-        fields.append(field)
-        got = f" (got {e['input']!r:.60})" if e["type"] != "missing" and "input" in e else ""
-        parts.append(f"{field!r}: {e['msg']}{got}")
-    return ToolValidationError(tool, fields, "; ".join(parts))
-
-
-def to_jsonable(value: Any) -> Any:
-    from pydantic_core import to_jsonable_python
-
-    return to_jsonable_python(value, by_alias=True)
+from tools.tool import Tool, to_jsonable
 
 
 class ToolExecutor:
@@ -80,8 +44,6 @@ class ToolExecutor:
         self._running, self._lock = 0, threading.Lock()
         self._connections: list[Any] = []
         if builtin:
-            from tools.builtin import builtin_tools
-
             for tool in builtin_tools(self.config, resolver, memory_manager):
                 self.register(tool)
         for spec in self.config.mcp_servers:
@@ -102,8 +64,6 @@ class ToolExecutor:
 
     def add_mcp_server(self, spec) -> list[str]:
         """Connect to an external MCP server and register its tools; returns their names here."""
-        from tools.mcp_client import McpConnection, remote_tools
-
         conn = McpConnection(spec)
         self._connections.append(conn)
         tools = remote_tools(conn)

@@ -15,7 +15,7 @@ from typing import Any
 
 from tools.config import McpServerSpec
 from tools.errors import ToolError, ToolTimeoutError, ToolValidationError
-from tools.executor import Tool
+from tools.tool import Tool
 
 
 class McpConnection:

@@ -78,17 +78,21 @@ class SearchSpace(BaseModel):
             raise ValueError("the search space allows no braid (check pool, member counts and anchors)")
         return out
 
+    def strategy_choices(self) -> tuple[str, ...]:
+        """The strategies searched: those named, or every registered one of either level."""
+        from braid.fusion import strategy_names
+
+        return tuple(self.strategies or strategy_names())
+
     def param_space(self, pool: list[str]) -> dict[str, Any]:
         """Ray Tune's param_space (OptunaSearch converts it; random search samples it)."""
         from ray import tune
-
-        from braid.fusion import strategy_names
 
         return {
             "braid": tune.choice(self.braids(pool)),
             "fusion_points": tune.choice(list(self.fusion_points)),
             "placement": tune.choice(list(self.placements)),
-            "strategy": tune.choice(list(self.strategies or strategy_names())),
+            "strategy": tune.choice(list(self.strategy_choices())),
             "fusion_dim": tune.choice(list(self.fusion_dims)),
             "lr": tune.loguniform(*self.lr),
             "steps": tune.choice(list(self.steps)),

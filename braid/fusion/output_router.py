@@ -24,16 +24,9 @@ from typing import Any
 
 import torch
 
+from braid.fusion.dists import MemberDists, agreement, confidence_features, zero_linear
 from braid.fusion.evidence import FEATURES, RATES, log_evidence
-from braid.fusion.output import (
-    MemberDists,
-    OutputFusion,
-    OutputParams,
-    agreement,
-    box,
-    confidence_features,
-    zero_linear,
-)
+from braid.fusion.output import OutputFusion, OutputParams, box
 
 
 class OutputRouterFusion(OutputFusion):

@@ -18,7 +18,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from braid.fusion.output import MemberDists, OutputFusion, OutputParams, scaled_init, zero_linear
+from braid.fusion.dists import MemberDists, scaled_init, zero_linear
+from braid.fusion.output import OutputFusion, OutputParams
 
 
 class PointerParams(OutputParams):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from braid.fusion.output import MemberDists, agreement, confidence_features, zero_linear
+from braid.fusion.dists import MemberDists, agreement, confidence_features, zero_linear
 
 
 class ReadingSelector(nn.Module):

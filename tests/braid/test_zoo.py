@@ -9,11 +9,11 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from braid import BraidedLLM, ModelWrapper
-from braid.cli import app
 from braid.zoo import build_zoo, load_cards, zoo_spec
 from braid.zoo.build import _train_member, _train_tokenizer
 from braid.zoo.domains import DOMAINS, get_domain
 from braid.zoo.evaluate import char_perplexity
+from cli import app
 
 CARD_FIELDS = {"domain", "parameters", "data", "final_train_loss", "held_out_char_perplexity"}
 

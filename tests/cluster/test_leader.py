@@ -8,7 +8,8 @@ import torch
 from braid import BraidedLLM
 from braid.config import BraidConfig
 from braid.model_wrapper import ModelWrapper
-from cluster.leader import BraidUnavailable, LeaderBraid, MemberFailed
+from braid.runner import BraidUnavailable
+from cluster.leader import MemberFailed, leader_braid
 from cluster.member import MemberServer
 from tests.conftest import PROSE, randomize_fusion
 
@@ -27,7 +28,7 @@ def pair(paths: list[str], strategy: str, layers: list[int] | None = None, param
     local = BraidedLLM(config=config)
     randomize_fusion(local, seed=3)
     servers = serve(paths)
-    leader = LeaderBraid(
+    leader = leader_braid(
         config, [(s.host, s.port) for s in servers], [s.info() for s in servers], timeout=20, **kw
     )
     leader.fusion_modules.load_state_dict(local.fusion_modules.state_dict())
@@ -77,9 +78,9 @@ def test_lost_member_is_replaced_and_generation_replays(trio):
     pieces = leader.generate("the braid reads", max_new_tokens=32, stream=True)
     got = next(pieces)
     servers[1].close()
-    leader.links[1].chan.close()  # what the OS does to a killed process's socket
+    leader.runner.links[1].chan.close()  # what the OS does to a killed process's socket
     got += "".join(pieces)
-    assert got == want and replaced == [1] and leader.recoveries == 1
+    assert got == want and replaced == [1] and leader.runner.recoveries == 1
 
 
 def test_unrecoverable_member_raises_not_hangs(trio):
@@ -89,7 +90,7 @@ def test_unrecoverable_member_raises_not_hangs(trio):
     _, leader, servers = pair(trio, "router", replace_members=replace, recovery_timeout=2)
     for s in servers:
         s.close()
-    for link in leader.links:
+    for link in leader.runner.links:
         link.chan.close()
     with pytest.raises(BraidUnavailable, match="could not be replaced: no capacity"):
         leader.generate("the braid", max_new_tokens=4)
@@ -114,7 +115,7 @@ def test_sampled_generation_matches_with_the_same_signature(trio):
 
 def received(leader) -> int:
     """Bytes the leader received from the members other than the anchor."""
-    return sum(link.chan.received for link in leader.links if link.index != leader.config.anchor)
+    return sum(link.chan.received for link in leader.runner.links if link.index != leader.config.anchor)
 
 
 @pytest.mark.parametrize(

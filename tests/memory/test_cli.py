@@ -2,7 +2,7 @@ import json
 
 from typer.testing import CliRunner
 
-from braid.cli import app
+from cli import app
 
 runner = CliRunner()
 

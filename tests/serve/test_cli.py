@@ -23,7 +23,7 @@ def test_serve_no_ray_prints_its_url_and_answers_there(meta_checkpoint, tmp_path
     cmd = [
         sys.executable,
         "-m",
-        "braid.cli",
+        "cli",
         "serve",
         "--config",
         str(config),

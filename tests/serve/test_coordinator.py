@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from braid.meta import Infeasible
-from braid.meta.agent import policy_log_prob
-from braid.meta.decision import BraidingDecision
+from meta import Infeasible
+from meta.decision import BraidingDecision
+from meta.policy import policy_log_prob
 from serve.build import build_coordinator
 from serve.coordinator import AlreadyRated, Coordinator, UnknownModel
 

@@ -129,9 +129,9 @@ def test_same_explanation_allows_one_printed_digit_only():
 def test_feedback_persists_across_a_redeploy(deployed):
     from ray import serve
 
-    from braid.meta import MetaBraider
-    from braid.meta.agent import policy_log_prob
-    from braid.meta.decision import BraidingDecision
+    from meta import MetaBraider
+    from meta.decision import BraidingDecision
+    from meta.policy import policy_log_prob
     from serve.app import run
 
     config, url = deployed

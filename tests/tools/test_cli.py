@@ -5,7 +5,7 @@ import json
 import yaml
 from typer.testing import CliRunner
 
-from braid.cli import app
+from cli import app
 
 runner = CliRunner()
 

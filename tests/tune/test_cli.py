@@ -3,7 +3,7 @@
 import yaml
 from typer.testing import CliRunner
 
-from braid.cli import app
+from cli import app
 
 runner = CliRunner()
 

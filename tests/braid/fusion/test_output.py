@@ -6,16 +6,8 @@ import pytest
 import torch
 
 from braid import BraidedLLM, ModelWrapper
-from braid.fusion.output import (
-    ANCHOR_FLOOR,
-    GRAD_FLOOR,
-    MemberDists,
-    box,
-    component_loss,
-    from_top_k,
-    mixture_correction,
-    top_k_dists,
-)
+from braid.fusion.dists import MemberDists, from_top_k, top_k_dists
+from braid.fusion.output import ANCHOR_FLOOR, GRAD_FLOOR, box, component_loss, mixture_correction
 from braid.fusion.pointer import PointerFusion, PointerParams
 from braid.generation import BraidSession
 from tests.conftest import randomize_fusion

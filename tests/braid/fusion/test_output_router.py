@@ -4,8 +4,8 @@ import math
 
 import torch
 
+from braid.fusion.dists import MemberDists
 from braid.fusion.evidence import FEATURES, RATES
-from braid.fusion.output import MemberDists
 from braid.fusion.output_router import OutputRouterFusion
 
 V, T = 7, 5

@@ -2,7 +2,8 @@
 
 import torch
 
-from braid.fusion.output import MemberDists, component_loss
+from braid.fusion.dists import MemberDists
+from braid.fusion.output import component_loss
 from braid.fusion.output_router import OutputRouterFusion
 from braid.fusion.readings import ReadingSelector
 

@@ -4,7 +4,7 @@ import yaml
 from typer.testing import CliRunner
 
 from braid import BraidedLLM
-from braid.cli import app
+from cli import app
 
 runner = CliRunner()
 
@@ -101,14 +101,12 @@ def test_help_is_quick_and_imports_no_torch():
     from pathlib import Path
 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    probe = "import sys, braid.cli; print(sorted(m for m in ('torch', 'transformers', 'ray') if m in sys.modules))"
+    probe = "import sys, cli; print(sorted(m for m in ('torch', 'transformers', 'ray') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     runs = []
     for _ in range(3):
         start = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "braid.cli", "--help"], env=env, capture_output=True, check=True
-        )
+        subprocess.run([sys.executable, "-m", "cli", "--help"], env=env, capture_output=True, check=True)
         runs.append(time.perf_counter() - start)
     assert min(runs) < 1.0, runs

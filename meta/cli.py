@@ -18,7 +18,7 @@ app = typer.Typer(help="The meta-braider: learn which models to braid, where and
 def _task(task_type: str, complexity: float, capabilities: str, description: str):
     from pydantic import ValidationError
 
-    from braid.meta.features import MetaTask
+    from meta.features import MetaTask
 
     try:
         caps = tuple(c.strip() for c in capabilities.split(",") if c.strip())
@@ -35,22 +35,28 @@ def train(
     ),
     steps: int = typer.Option(300, min=1, help="supervised pretraining steps"),
     episodes: int = typer.Option(0, min=0, help="then this many episodes on real tiny-zoo braids"),
+    space: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="the sweep's search-space YAML (default: braid tune's)"
+    ),
     seed: int = 0,
 ) -> None:
     """Pretrain from sweep records (scores and costs of every trial), optionally continue with episodes."""
-    from braid.meta.agent import MetaBraider
-    from braid.meta.learn import observations_from_records, pretrain
-    from tune.records import RecordsError, load_records
+    from meta.agent import MetaBraider
+    from meta.learn import observations_from_records, pretrain
+    from meta.net import DecisionSpace
+    from tune.records import load_records
+    from tune.space import SearchSpace
 
     try:
         rows = load_records(records)
-    except RecordsError as e:
+        grid = DecisionSpace.from_search(SearchSpace.from_yaml(space) if space else SearchSpace())
+    except ValueError as e:  # bad records, or a search space that does not validate
         raise typer.BadParameter(str(e)) from None
-    agent = MetaBraider(list(rows[0].pool), paths=_zoo_paths(rows))
+    agent = MetaBraider(list(rows[0].pool), grid, paths=_zoo_paths(rows))
     obs = observations_from_records(agent, rows)
     losses = pretrain(agent, obs, steps=steps, seed=seed, progress=True)
     if episodes:
-        from braid.meta.trainer import MetaBraiderTrainer
+        from meta.trainer import MetaBraiderTrainer
         from tune.tasks import TaskSuite
 
         MetaBraiderTrainer(agent, TaskSuite.default(n_train=32, n_eval=8).tasks, seed=seed).train(episodes)
@@ -74,7 +80,7 @@ def _zoo_paths(rows) -> dict[str, str]:
 
 
 def _load(agent: Path | None):
-    from braid.meta.agent import MetaBraider
+    from meta.agent import MetaBraider
 
     agent = agent or default_agent()  # looked up when asked: the demo may have written one since
     if not agent.exists():
@@ -97,7 +103,7 @@ def decide(
     agent: Path | None = typer.Option(None, help="default: $BRAID_CACHE/meta-braider.pt, else the demo's"),
 ) -> None:
     """Print the braid the agent chooses for a task."""
-    from braid.meta.agent import Infeasible
+    from meta.agent import Infeasible
 
     meta = _load(agent)
     task = _task(task_type, complexity, capabilities, description)
@@ -122,7 +128,7 @@ def explain(
     agent: Path | None = typer.Option(None, help="default: $BRAID_CACHE/meta-braider.pt, else the demo's"),
 ) -> None:
     """The decision with its reasons: the policy's confidence in each choice and the constraint that bound."""
-    from braid.meta.agent import Infeasible
+    from meta.agent import Infeasible
 
     meta = _load(agent)
     try:

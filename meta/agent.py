@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel
 from torch import nn
 
-from braid.meta.decision import BraidingDecision, Candidates
-from braid.meta.features import (
+from meta.decision import BraidingDecision, Candidates
+from meta.explain import explain
+from meta.features import (
     DOMAIN_SLOTS,
     TYPE_SLOTS,
     Constraints,
@@ -27,7 +27,8 @@ from braid.meta.features import (
     encode_model,
     encode_task,
 )
-from braid.meta.net import DecisionLogits, DecisionNet, DecisionSpace
+from meta.learn import Feedback
+from meta.net import DecisionLogits, DecisionNet, DecisionSpace
 
 FORMAT = "llm-braid-meta/2"  # 2: model tokens carry task affinity
 
@@ -81,6 +82,8 @@ class MetaBraider(nn.Module):
         # "other"): an accuracy target must hold in truth, so a candidate is judged on prediction - margin
         self.register_buffer("score_margin", torch.zeros(2))
         self.identity_dropout = 0.0  # pretraining's share of examples with type and domain one-hots hidden
+        self.trained_pool = list(names)  # the pool the loaded state was trained on (``load``)
+        self._feedback: Feedback | None = None
 
     @property
     def names(self) -> list[str]:
@@ -182,8 +185,6 @@ class MetaBraider(nn.Module):
 
     @torch.no_grad()
     def forward_with_explanation(self, task: Any, **constraints: Any) -> tuple[BraidingDecision, str]:
-        from braid.meta.explain import explain
-
         decision, info = self._decide(task, Constraints(**constraints))
         return decision, explain(self, decision, info)
 
@@ -191,11 +192,14 @@ class MetaBraider(nn.Module):
         self, task_info: Any, decision: BraidingDecision, performance: float, baseline: float | None = None
     ) -> float:
         """One online update (REINFORCE with baseline and entropy bonus, replayed scorer regression)."""
-        from braid.meta.learn import Feedback
+        return self.online_learner().learn(task_info, decision, performance, baseline)
 
-        if getattr(self, "_feedback", None) is None:
-            self._feedback = Feedback(self)
-        return self._feedback.learn(task_info, decision, performance, baseline)
+    def online_learner(self, **settings: Any) -> Feedback:
+        """The agent's online learner (its optimiser state, baselines and replay buffer), made on first use
+        with ``settings`` (``meta.learn.Feedback``'s); every online update goes through this one."""
+        if self._feedback is None:
+            self._feedback = Feedback(self, **settings)
+        return self._feedback
 
     def create_braided_model(self, decision: BraidingDecision, placement: str = "local", ray_placement=None):
         from braid import BraidedLLM
@@ -247,18 +251,3 @@ class MetaBraider(nn.Module):
         agent.trained_pool = [m["name"] for m in blob["pool"]]
         agent.seen_types = list(blob.get("seen_types", []))
         return agent
-
-
-def policy_log_prob(out: DecisionLogits, agent: MetaBraider, decision: BraidingDecision) -> torch.Tensor:
-    """log pi(decision | task) under the selector heads (factored: inclusion, anchor, each choice)."""
-    s, names = agent.space, agent.names
-    include = torch.tensor([float(n in decision.members) for n in names])
-    lp = -F.binary_cross_entropy_with_logits(out.include[0], include, reduction="sum")
-    lp = lp + out.anchor[0].log_softmax(-1)[names.index(decision.anchor)]
-    for logits, options, value in (
-        (out.strategy, s.strategies, decision.strategy), (out.points, s.fusion_points, decision.fusion_points),
-        (out.placement, s.placements, decision.placement), (out.fusion_dim, s.fusion_dims, decision.fusion_dim),
-        (out.steps, s.steps, decision.steps),
-    ):  # fmt: skip
-        lp = lp + logits[0].log_softmax(-1)[options.index(value)]
-    return lp

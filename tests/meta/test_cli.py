@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from braid.cli import app
+from cli import app
 from tests.tune.test_records import record
 
 runner = CliRunner()

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from braid.fusion import split_strategy
-from braid.meta import BraidingDecision, DecisionNet, DecisionSpace, Infeasible, MetaBraider, MetaTask
-from braid.meta.agent import policy_log_prob
-from braid.meta.features import MODEL_DIM, TASK_DIM
+from meta import BraidingDecision, DecisionNet, DecisionSpace, Infeasible, MetaBraider, MetaTask
+from meta.features import MODEL_DIM, TASK_DIM
+from meta.policy import policy_log_prob
 
 POOL = [
     {"name": n, "family": f, "domain": d, "tokenizer": "bpe", "vocab_size": 300, "hidden": h, "layers": 2,
@@ -106,7 +106,7 @@ def test_save_load_round_trip_and_a_new_model_in_the_pool(tmp_path):
 
 
 def test_model_tokens_carry_the_tasks_affinity_to_each_domain():
-    from braid.meta.features import affinity
+    from meta.features import affinity
 
     arith = MetaTask(type="arithmetic", capabilities=("arithmetic",), description="add two numbers")
     prose = MetaTask(type="story_writing", capabilities=("fluency",), description="write a short story")

@@ -9,35 +9,45 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from braid.meta.features import MODEL_DIM, TASK_DIM
+from meta.features import MODEL_DIM, TASK_DIM
+from tune.space import SearchSpace
 
 NEG = -1e9  # masked logits: exp() underflows to exactly 0, with no NaN from -inf - -inf
 
 
 class DecisionSpace(BaseModel):
-    """The discrete choices of the heads (continuous params are predicted as values in their ranges)."""
+    """The discrete choices of the heads (continuous params are predicted as values in their ranges).
+
+    The grid Tune searches, as the heads see it: ``from_search`` derives it from a ``SearchSpace``, and a
+    field left out takes the default search space's value (its strategies: every registered one).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    strategies: tuple[str, ...] = (
-        "attention",
-        "calm",
-        "learned_weighted",
-        "router",
-        "output_router",
-        "pointer",
-    )
-    fusion_points: tuple[int, ...] = (1, 2)
-    placements: tuple[str, ...] = ("early", "spread", "late")
-    fusion_dims: tuple[int, ...] = (8, 16, 32)
-    steps: tuple[int, ...] = (20, 40, 80)
-    lr: tuple[float, float] = Field((3e-4, 1e-2), description="log-uniform range")
-    temperature: tuple[float, float] = (0.0, 0.8)
-    max_members: int = Field(2, ge=2)
+    strategies: tuple[str, ...]
+    fusion_points: tuple[int, ...]
+    placements: tuple[str, ...]
+    fusion_dims: tuple[int, ...]
+    steps: tuple[int, ...]
+    lr: tuple[float, float] = Field(description="log-uniform range")
+    temperature: tuple[float, float]
+    max_members: int = Field(ge=2)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _search_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {**search_grid(SearchSpace()), **data}
+        return data
+
+    @classmethod
+    def from_search(cls, space: SearchSpace) -> DecisionSpace:
+        return cls(**search_grid(space))
 
     def from_unit(self, lr01: float, temp01: float) -> tuple[float, float]:
         """(lr, temperature) from positions 0..1 in their ranges (lr on a log scale)."""
@@ -56,6 +66,20 @@ class DecisionSpace(BaseModel):
         return (
             len(self.strategies) + len(self.fusion_points) + len(self.placements) + len(self.fusion_dims) + 4
         )
+
+
+def search_grid(space: SearchSpace) -> dict[str, Any]:
+    """The fields of a ``DecisionSpace`` that a search space fixes."""
+    return {
+        "strategies": space.strategy_choices(),
+        "fusion_points": space.fusion_points,
+        "placements": space.placements,
+        "fusion_dims": space.fusion_dims,
+        "steps": space.steps,
+        "lr": space.lr,
+        "temperature": space.temperature,
+        "max_members": space.max_members,
+    }
 
 
 @dataclass

@@ -8,9 +8,9 @@ import random
 import pytest
 import torch
 
-from braid.meta import Infeasible, MetaBraider, MetaTask
-from braid.meta.learn import Feedback, Observation, pretrain, scorer_loss
-from tests.braid.meta.test_agent import POOL
+from meta import Infeasible, MetaBraider, MetaTask
+from meta.learn import Feedback, Observation, pretrain, scorer_loss
+from tests.meta.test_agent import POOL
 
 CODE = MetaTask(
     type="code_completion", complexity=0.6, capabilities=("code",), description="finish python code"
@@ -91,17 +91,18 @@ def test_learn_from_feedback_is_the_seed_api():
     agent = MetaBraider(POOL, dim=32)
     d = agent(CODE)
     loss = agent.learn_from_feedback(task_info=CODE, decision=d, performance=0.7)
-    assert isinstance(loss, float) and len(agent._feedback.buffer) == 1
+    assert isinstance(loss, float) and len(agent.online_learner().buffer) == 1
 
 
 def test_few_shot_adaptation_to_a_new_task_type():
     """A pretrained agent meets an unseen type whose best anchor is 'big'; ten examples teach it that. (The
     hidden-state strategies only: ten random shots of the full grid rarely show both rules at once.)"""
-    from braid.meta import DecisionSpace
-    from braid.meta.learn import adapt
+    from meta import DecisionSpace
+    from meta.learn import adapt
 
     torch.manual_seed(0)
-    agent = MetaBraider(POOL, DecisionSpace(strategies=("attention", "learned_weighted", "router")), dim=32)
+    space = DecisionSpace(strategies=("attention", "learned_weighted", "router"), steps=(20, 40, 80))
+    agent = MetaBraider(POOL, space, dim=32)
     old = synthetic_observations(agent, 300)
     pretrain(agent, old, steps=100)
     legal = MetaTask(

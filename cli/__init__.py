@@ -1,4 +1,5 @@
-"""The ``braid`` command line: train, generate, inspect, demo."""
+"""The ``braid`` command line: the composition root above every package (train, generate, inspect, demo, and
+the tune / meta / serve / memory / tools subcommands, each loaded only when used)."""
 
 from __future__ import annotations
 
@@ -208,7 +209,7 @@ app.command("tune")(_tune_command())
 
 
 def _meta_app() -> typer.Typer:
-    from braid.meta.cli import app as meta_app
+    from meta.cli import app as meta_app
 
     return meta_app
 
@@ -307,7 +308,3 @@ def quickstart(steps: int = 200, strategy: str = "attention") -> None:
     from braid.demo import main
 
     main(steps=steps, strategy=strategy)
-
-
-if __name__ == "__main__":
-    app()

@@ -14,9 +14,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from braid.meta.agent import MetaBraider
-from braid.meta.decision import BraidingDecision
-from braid.meta.learn import Feedback
+from meta.agent import MetaBraider
+from meta.decision import BraidingDecision
 
 
 @dataclass
@@ -60,8 +59,7 @@ class MetaBraiderTrainer:
         self.agent = meta_braider
         self.tasks = [t if isinstance(t, TaskSpec) else TaskSpec.model_validate(t) for t in training_tasks]
         self.rng = random.Random(seed)
-        self.feedback = Feedback(meta_braider, seed=seed)
-        meta_braider._feedback = self.feedback  # learn_from_feedback and the episodes share one learner
+        self.feedback = meta_braider.online_learner(seed=seed)  # learn_from_feedback shares it
 
     def episode(self) -> Episode:
         task = self.rng.choice(self.tasks)

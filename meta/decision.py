@@ -12,7 +12,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from braid.config import BraidConfig
-from braid.meta.net import DecisionSpace
+from meta.net import DecisionSpace
 
 
 class BraidingDecision(BaseModel):

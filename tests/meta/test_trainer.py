@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from braid.meta import DecisionSpace, MetaBraider
-from braid.meta.trainer import MetaBraiderTrainer
+from meta import DecisionSpace, MetaBraider
+from meta.trainer import MetaBraiderTrainer
 
 
 @pytest.mark.slow

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from braid.meta.agent import MetaBraider
-    from braid.meta.decision import BraidingDecision
+    from meta.agent import MetaBraider
+    from meta.decision import BraidingDecision
 
 
 def choice_probabilities(agent: MetaBraider, out: Any, decision: BraidingDecision) -> dict[str, float]:

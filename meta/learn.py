@@ -13,15 +13,18 @@ import math
 import random
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from braid.meta.agent import MetaBraider, policy_log_prob
-from braid.meta.decision import BraidingDecision
-from braid.meta.features import MetaTask
+from meta.decision import BraidingDecision
+from meta.features import MetaTask
+from meta.policy import policy_entropy, policy_log_prob, sample_decision
+
+if TYPE_CHECKING:
+    from meta.agent import MetaBraider
 
 
 @dataclass(frozen=True)
@@ -240,44 +243,6 @@ class Feedback:
         self.opt.step()
         self.agent.eval()
         return loss.item()
-
-
-def policy_entropy(out: Any) -> torch.Tensor:
-    """Sum of the factored heads' entropies (inclusion as Bernoulli)."""
-
-    def cat(logits: torch.Tensor) -> torch.Tensor:
-        p = logits.softmax(-1)
-        return -(p * logits.log_softmax(-1)).sum()
-
-    p = out.include[0].sigmoid().clamp(1e-6, 1 - 1e-6)
-    bern = -(p * p.log() + (1 - p) * (1 - p).log()).sum()
-    return bern + sum(
-        cat(x[0]) for x in (out.anchor, out.strategy, out.points, out.placement, out.fusion_dim, out.steps)
-    )
-
-
-@torch.no_grad()
-def sample_decision(agent: MetaBraider, task: MetaTask, rng: random.Random) -> BraidingDecision:
-    out = agent.encode(task)
-    s, names = agent.space, agent.names
-    include = out.include[0].sigmoid().tolist()
-    chosen = [n for n, p in zip(names, include, strict=True) if rng.random() < p]
-    while len(chosen) < 2:  # a braid needs two members: add the likeliest missing ones
-        chosen.append(max((n for n in names if n not in chosen), key=lambda n: include[names.index(n)]))
-    chosen = sorted(chosen, key=lambda n: -include[names.index(n)])[: s.max_members]
-    anchor_p = out.anchor[0].softmax(-1)
-    anchor = rng.choices(chosen, weights=[float(anchor_p[names.index(n)]) + 1e-9 for n in chosen])[0]
-
-    def pick(logits: torch.Tensor, options: tuple) -> Any:
-        return rng.choices(options, weights=logits[0].softmax(-1).tolist())[0]
-
-    lr, temperature = s.from_unit(*(float(x) for x in out.continuous[0]))
-    return BraidingDecision(
-        members=tuple(sorted(chosen)), anchor=anchor, strategy=pick(out.strategy, s.strategies),
-        fusion_points=pick(out.points, s.fusion_points), placement=pick(out.placement, s.placements),
-        fusion_dim=pick(out.fusion_dim, s.fusion_dims), steps=pick(out.steps, s.steps),
-        lr=lr, temperature=temperature,
-    )  # fmt: skip
 
 
 def adapt(
