@@ -107,7 +107,7 @@ def ray_braid(config: BraidConfig, fusion: Path, gpus: int):
         ray.init(num_gpus=gpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     n = len(config.model_configs)
     member_gpus = 0.0 if gpus == 0 else (1.0 if gpus >= n else 1.0 / n)
-    placement = RayPlacement(cpus_per_member=0.5, fusion_cpus=0.5, gpus_per_member=member_gpus)
+    placement = RayPlacement(cpus_per_member=0.5, gpus_per_member=member_gpus)
     remote = BraidedLLM(config=config, placement="ray", ray_placement=placement)
     remote.load_fusion_layers(str(fusion))
     return remote
@@ -163,7 +163,7 @@ def measure(smoke: bool, tokens: int, repeats: int, placements: list[str]) -> di
                 torch.cuda.empty_cache()
             with ray_braid(config, fusion, 0 if smoke else torch.cuda.device_count()) as remote:
                 result["ray"] = statistics.median(
-                    remote.decode_seconds(prompt_ids, stream) for _ in range(repeats)
+                    braid_seconds(remote, prompt_ids, stream) for _ in range(repeats)
                 )
         return result
     finally:

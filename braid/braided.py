@@ -28,7 +28,7 @@ from braid.generation import SamplingParams, stream_text
 from braid.lockstep import Lockstep
 from braid.model_wrapper import ModelWrapper
 from braid.readout import Readout
-from braid.runner import PLACEMENTS, LocalRunner, MemberRunner, check_placement, resolve
+from braid.runner import PLACEMENTS, MemberRunner, check_placement, resolve
 from braid.views import batch_views
 
 FUSION_FILE = "fusion.safetensors"
@@ -46,17 +46,11 @@ class BraidOutput:
 class BraidedLLM(nn.Module):
     """Braid of frozen HF causal LMs; only ``fusion_modules`` hold trainable parameters.
 
-    ``runner`` runs the members (``braid.runner``): in this process by default. ``placement="ray"`` returns
-    a ``cluster.RayBraidedLLM`` instead: each member in its own Ray actor, the fusion in another, with the
-    same forward / generate / save_pretrained (``ray_placement`` tunes it).
+    A ``MemberRunner`` runs the members (``braid.runner``): ``placement="local"`` loads them here,
+    ``placement="ray"`` puts each in a Ray actor of its own (``ray_placement``: a ``cluster.RayPlacement``)
+    while the fusion runs here; ``runner=`` takes any runner, with ``models`` standing in for its members.
+    ``close()`` (or ``with``) releases what the runner holds.
     """
-
-    def __new__(cls, *args: Any, placement: str = "local", ray_placement: Any = None, **kwargs: Any):
-        check_placement(placement)
-        if placement == "ray":
-            config = kwargs.get("config") or _config_from_args(*args, **kwargs)
-            return resolve(PLACEMENTS["ray"])(config, ray_placement)
-        return super().__new__(cls)
 
     def __init__(
         self,
@@ -76,12 +70,18 @@ class BraidedLLM(nn.Module):
         ray_placement: Any = None,
     ):
         super().__init__()
+        check_placement(placement)
         if config is None:
             config = _config_from_args(
                 model_configs, fusion_strategy, fusion_layers, anchor, fusion_dim, strategy_params, layer_map,
                 alignment,
             )  # fmt: skip
         self.config = config
+        if runner is None:
+            placed, runner = resolve(PLACEMENTS[placement])(config, ray_placement)
+            models = models if models is not None else placed
+        elif placement != "local":
+            raise ValueError(f"give a runner or a placement, not both (placement={placement!r})")
         if models is None:
             models = [
                 ModelWrapper(m.model_name, m.quantization, m.dtype, m.device) for m in config.model_configs
@@ -113,7 +113,7 @@ class BraidedLLM(nn.Module):
         # strategy mixes directly. The others skip their LM head (a full-vocabulary matmul per token).
         direct = set(self.readout.members) - set(self.readout.bridges) if self.readout else set()
         self.logit_members = {config.anchor} | direct
-        self.runner = runner or LocalRunner()
+        self.runner = runner
         self.runner.attach(self)
 
     # -- structure ----------------------------------------------------------------------------------------
@@ -226,8 +226,14 @@ class BraidedLLM(nn.Module):
         return pieces if stream else "".join(pieces)
 
     def close(self) -> None:
-        """Release what the runner holds (remote members' connections)."""
+        """Release what the runner holds (remote members, their connections); safe to call twice."""
         self.runner.close()
+
+    def __enter__(self) -> BraidedLLM:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     # -- persistence --------------------------------------------------------------------------------------
     def fusion_signature(self) -> dict[str, Any]:
@@ -281,10 +287,16 @@ class BraidedLLM(nn.Module):
         self.save_fusion_layers(directory / FUSION_FILE)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, models: list[ModelWrapper] | None = None) -> BraidedLLM:
+    def from_pretrained(
+        cls,
+        directory: str | Path,
+        models: list[ModelWrapper] | None = None,
+        placement: str = "local",
+        ray_placement: Any = None,
+    ) -> BraidedLLM:
         directory = Path(directory)
         config = BraidConfig.model_validate_json((directory / CONFIG_FILE).read_text())
-        braided = cls(config=config, models=models)
+        braided = cls(config=config, models=models, placement=placement, ray_placement=ray_placement)
         braided.load_fusion_layers(directory / FUSION_FILE)
         return braided
 

@@ -5,9 +5,10 @@ incremental sessions, sampling, streaming text, save/load) is the same code what
 a new placement is one runner: the in-process ``LocalRunner`` below, or ``cluster.leader.ChannelRunner``,
 whose members are servers reached over TCP channels.
 
-``PLACEMENTS`` names the placements ``BraidedLLM(placement=...)`` accepts. Entries outside this package are
-import paths, resolved on first use: Ray is an optional dependency, and the core never imports the layers
-above it.
+``PLACEMENTS`` names the placements ``BraidedLLM(placement=...)`` accepts: each is the import path of a
+function ``(config, options) -> (members or None, runner)``, resolved on first use (Ray is an optional
+dependency, and the core never imports the layers above it). None for the members: the braid loads them
+here.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from braid.fusion.step import FusionStep
 
 T = TypeVar("T")
-PLACEMENTS = {"local": "braid.runner:LocalRunner", "ray": "cluster.braid:RayBraidedLLM"}
+PLACEMENTS = {"local": "braid.runner:local_members", "ray": "cluster.braid:ray_members"}
 
 
 class MemberLost(RuntimeError):
@@ -107,6 +108,13 @@ class LocalRunner(MemberRunner):
         if final is not None:
             outs[braid.config.anchor].final_hidden = final.value
         return outs
+
+
+def local_members(config: Any, options: Any = None) -> tuple[None, LocalRunner]:
+    """``placement="local"``: the braid loads its members in this process."""
+    if options is not None:
+        raise ValueError(f"placement='local' takes no placement options (got {options!r})")
+    return None, LocalRunner()
 
 
 def resolve(path: str) -> Any:

@@ -1,14 +1,7 @@
-"""Ray runtime for braids: a member actor per model, a fusion actor leading the exchange, placement groups,
-recovery from lost members, and fusion training on Ray Train."""
+"""Ray runtime for braids: a member actor per model reached over TCP channels, placement groups, recovery
+from lost members, a fusion actor (``BraidHost``) for a braid whose owner should not run the fusion, and
+fusion training on Ray Train. ``BraidedLLM(..., placement="ray")`` is the entry point."""
 
 from cluster.placement import RayPlacement
 
-__all__ = ["RayPlacement", "RayBraidedLLM"]
-
-
-def __getattr__(name: str):
-    if name == "RayBraidedLLM":
-        from cluster.braid import RayBraidedLLM
-
-        return RayBraidedLLM
-    raise AttributeError(name)
+__all__ = ["RayPlacement"]

@@ -1,34 +1,41 @@
-"""``RayBraidedLLM``: a braid replica on a Ray cluster, driven from here with the local braid's interface.
+"""Ray placement: each member in its own Ray actor, reached over TCP channels by the braid that owns them.
 
-One placement group per replica (a bundle per member, then one for the fusion actor). The driver makes one
-Ray call per request: ``forward`` returns logits, ``generate`` is one streaming call whose text pieces
-arrive as they are produced. Hidden states never pass through Ray: they cross the leader's channels.
+``BraidedLLM(..., placement="ray")`` calls ``ray_members``: one placement group (a bundle per member), one
+``MemberHost`` actor per bundle, and a ``RayRunner`` (a ``ChannelRunner`` that also owns the actors, so it
+can replace one that dies). The result is a plain ``BraidedLLM``: its fusion modules and generation loop run
+in the process that built it (the driver, a Serve replica, a Ray Train worker, or a ``BraidHost`` actor of
+its own), and hidden states cross the channels, never Ray's object store. No Ray call is made per request.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-from collections.abc import Iterator
-from pathlib import Path
+import logging
+import time
 from typing import Any
 
 import torch
 
-from braid.braided import CONFIG_FILE, FORMAT, FUSION_FILE, BraidOutput, causal_lm_loss
 from braid.config import BraidConfig
-from braid.generation import SamplingParams
-from braid.model_wrapper import load_tokenizer
-from cluster.actors import fusion_actor_class
+from cluster.actors import member_actor_class
+from cluster.leader import ChannelRunner, Endpoint, RemoteMember
 from cluster.placement import RayPlacement
+
+
+def ray_members(
+    config: BraidConfig, placement: RayPlacement | None = None
+) -> tuple[list[RemoteMember], RayRunner]:
+    """The stand-in members and the runner of a braid whose members are Ray actors (``braid.runner``'s
+    ``PLACEMENTS["ray"]``). The fusion runs on this process's GPU when it has one."""
+    runner = RayRunner(config, placement)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    members = [RemoteMember(s, i, device) for s, i in zip(config.model_configs, runner.infos, strict=True)]
+    return members, runner
 
 
 def wait_placed(pg: Any, bundles: list[dict[str, float]], timeout_s: float) -> bool:
     """Wait for a placement group that fits the cluster but not yet its free resources (other work holds
     them), saying so every 30 s rather than waiting in silence."""
-    import logging
-    import time
-
     import ray
 
     deadline = time.monotonic() + timeout_s
@@ -44,139 +51,109 @@ def wait_placed(pg: Any, bundles: list[dict[str, float]], timeout_s: float) -> b
     return False
 
 
-class RayBraidedLLM:
-    """Same forward / generate / save_pretrained as ``BraidedLLM``; ``shutdown()`` (or ``with``) frees it."""
+class RayRunner(ChannelRunner):
+    """A ``ChannelRunner`` over member actors it places, starts, replaces when lost and kills on ``close``."""
 
     def __init__(self, config: BraidConfig, placement: RayPlacement | None = None):
         import ray
-        from ray.util.placement_group import placement_group, remove_placement_group
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        self.config, self.placement = config, placement or RayPlacement()
-        self.tokenizer = load_tokenizer(config.model_configs[config.anchor].model_name)
         if not ray.is_initialized():
             ray.init(configure_logging=False, log_to_driver=False)
-        resources = ray.cluster_resources()
-        gpus = resources.get("GPU", 0.0)
-        self.placement = self.placement.resolved(len(config.model_configs), resources.get("CPU", 0.0))
-        bundles = self.placement.bundles(len(config.model_configs), gpus)
-        self.placement.check_fits(bundles, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
-        self.pg = placement_group(bundles, strategy=self.placement.strategy)
-        ready = wait_placed(self.pg, bundles, self.placement.ready_timeout_s)
-        if not ready:
-            remove_placement_group(self.pg)
+        self.config, self.members, self.pg = config, [], None
+        self.cluster_gpus = ray.cluster_resources().get("GPU", 0.0)
+        self.placement = self._place(placement or RayPlacement())
+        try:
+            readies = self._start_all()
+        except BaseException:
+            self.close()
+            raise
+        self.member_nodes = [r["node_id"] for r in readies]
+        self.infos = [r["info"] for r in readies]
+        endpoints = [tuple(r["endpoint"]) for r in readies]
+        p = self.placement
+        super().__init__(endpoints, p.exchange_timeout_s, p.recovery_timeout_s, self._replace)
+
+    def _place(self, placement: RayPlacement) -> RayPlacement:
+        """Resolve the placement against the cluster and create its placement group, or fail naming why."""
+        import ray
+        from ray.util.placement_group import placement_group, remove_placement_group
+
+        n = len(self.config.model_configs)
+        placement = placement.resolved(n, ray.cluster_resources().get("CPU", 0.0))
+        bundles = placement.bundles(n, self.cluster_gpus)
+        placement.check_fits(bundles, [node["Resources"] for node in ray.nodes() if node.get("Alive")])
+        pg = placement_group(bundles, strategy=placement.strategy)
+        if not wait_placed(pg, bundles, placement.ready_timeout_s):
+            remove_placement_group(pg)
             raise RuntimeError(
                 f"cannot place the braid: {len(bundles)} bundles {bundles} with strategy "
-                f"{self.placement.strategy} did not fit within {self.placement.ready_timeout_s:g}s "
+                f"{placement.strategy} did not fit within {placement.ready_timeout_s:g}s "
                 f"(cluster resources: {ray.cluster_resources()})"
             )
-        self.leader = fusion_actor_class().options(
-            num_cpus=bundles[-1].get("CPU", 0), num_gpus=bundles[-1].get("GPU", 0),
-            scheduling_strategy=PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=len(bundles) - 1),
-        ).remote(config.model_dump_json(), self.placement.model_dump_json(), self.pg, gpus)  # fmt: skip
-        self.ray_calls = 0
-        try:
-            self.nodes = self._call("ready", timeout=self.placement.ready_timeout_s)
-        except Exception:
-            self.shutdown()
-            raise
+        self.pg = pg
+        return placement
 
-    def _call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+    def _start_all(self) -> list[dict[str, Any]]:
         import ray
 
-        self.ray_calls += 1
-        return ray.get(getattr(self._live_leader(), method).remote(*args), timeout=timeout)
+        self.members = [self._start_member(m) for m in range(len(self.config.model_configs))]
+        return ray.get([a.ready.remote() for a in self.members], timeout=self.placement.ready_timeout_s)
 
-    def _live_leader(self) -> Any:
-        if getattr(self, "leader", None) is None:
-            raise RuntimeError(
-                "this Ray braid was shut down; build a new one (BraidedLLM(..., placement='ray'))"
+    def _start_member(self, m: int) -> Any:
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        strategy = PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=m)
+        return (
+            member_actor_class()
+            .options(
+                num_cpus=self.placement.cpus_per_member,
+                num_gpus=self.placement.member_gpus(self.cluster_gpus),
+                scheduling_strategy=strategy,
             )
-        return self.leader
+            .remote(self.config.model_configs[m].model_dump_json(), self.placement.exchange_timeout_s)
+        )
 
-    # -- the local braid's interface ----------------------------------------------------------------------
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, labels: Any = None
-    ) -> BraidOutput:
-        logits, _ = self._call("forward", input_ids, attention_mask, None)
-        loss = None if labels is None else causal_lm_loss(logits, labels)
-        return BraidOutput(logits=logits, loss=loss)
-
-    __call__ = forward
-
-    def generate(
-        self, prompt: str, max_new_tokens: int = 200, temperature: float = 0.0, top_p: float = 1.0,
-        top_k: int | None = None, stop: str | list[str] | None = None, stream: bool = False, seed: int | None = None,
-    ) -> str | Iterator[str]:  # fmt: skip
-        """``BraidedLLM.generate``'s signature; one streaming Ray call per request."""
-        params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-                                stop=stop, seed=seed)  # bad input fails here, not remotely  # fmt: skip
-        pieces = self._stream(prompt, params)
-        return pieces if stream else "".join(pieces)
-
-    def _stream(self, prompt: str, params: SamplingParams) -> Iterator[str]:
+    def _replace(self, lost: set[int], deadline: float) -> list[Endpoint]:
+        """Endpoints of live members: each lost or unresponsive one is killed and started again in its bundle."""
         import ray
 
-        method = self._live_leader().generate
-        if self.placement.stream_buffer is not None:
-            method = method.options(_generator_backpressure_num_objects=self.placement.stream_buffer)
-        self.ray_calls += 1
-        for ref in method.remote(prompt, params.model_dump()):
-            yield ray.get(ref)
+        endpoints: list[Endpoint] = []
+        for m, actor in enumerate(self.members):
+            if m not in lost:
+                try:
+                    ready = ray.get(actor.ready.remote(), timeout=min(5.0, _left(deadline)))
+                    endpoints.append(tuple(ready["endpoint"]))
+                    continue
+                except (ray.exceptions.RayError, TimeoutError):
+                    pass
+            ray.kill(actor)
+            self.members[m] = self._start_member(m)
+            ready = ray.get(self.members[m].ready.remote(), timeout=_left(deadline))
+            self.member_nodes[m] = ready["node_id"]
+            endpoints.append(tuple(ready["endpoint"]))
+        return endpoints
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """The same files as ``BraidedLLM.save_pretrained``, written here (the fusion weights come over Ray)."""
-        from safetensors.torch import save_file
-
-        from braid.braided import member_paths_resolved
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state, signature = self._call("fusion_state")
-        config = member_paths_resolved(self.config)
-        (directory / CONFIG_FILE).write_text(config.model_dump_json(indent=2))
-        meta = {"format": FORMAT, "signature": json.dumps(signature, sort_keys=True)}
-        save_file({k: v.contiguous() for k, v in state.items()}, str(directory / FUSION_FILE), metadata=meta)
-
-    def load_fusion_layers(self, path: str | Path) -> None:
-        self._call("load_fusion", Path(path).read_bytes())
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, placement: RayPlacement | None = None) -> RayBraidedLLM:
-        directory = Path(directory)
-        config = BraidConfig.model_validate_json((directory / CONFIG_FILE).read_text())
-        braid = cls(config, placement)
-        braid.load_fusion_layers(directory / FUSION_FILE)
-        return braid
-
-    # -- cluster facts and lifetime -----------------------------------------------------------------------
     def member_handles(self) -> list[Any]:
-        return self._call("member_handles")
+        return list(self.members)
 
-    def decode_seconds(self, prompt_ids: torch.Tensor, tokens: list[int]) -> float:
-        """Leader-side seconds per token for a fixed token stream (benchmarks)."""
-        return self._call("decode_seconds", prompt_ids, tokens)
-
-    def recoveries(self) -> int:
-        return self._call("recoveries")
-
-    def shutdown(self) -> None:
-        """Kill the members and the leader and free the placement group; safe to call twice."""
+    def close(self) -> None:
+        """Say goodbye on every channel, kill the member actors and free the placement group; safe twice."""
         import ray
         from ray.util.placement_group import remove_placement_group
 
-        if getattr(self, "leader", None) is not None:
-            # A dead leader took its members with it (they are its children), so its failure is fine here.
+        if getattr(self, "links", None) is not None:
+            super().close()
+        for actor in self.members:
             with contextlib.suppress(Exception):
-                ray.get(self.leader.shutdown.remote(), timeout=30)
-            ray.kill(self.leader)
-            self.leader = None
-        if getattr(self, "pg", None) is not None:
+                ray.kill(actor)
+        self.members = []
+        if self.pg is not None:
             remove_placement_group(self.pg)
             self.pg = None
 
-    def __enter__(self) -> RayBraidedLLM:
-        return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.shutdown()
+def _left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the deadline passed")
+    return left

@@ -169,6 +169,7 @@ class ChannelRunner(MemberRunner):
         self.replace_members = replace_members or (lambda lost, deadline: [ln.endpoint for ln in self.links])
         self.recoveries = 0
         self.braid: BraidedLLM | None = None
+        self.closed = False
 
     def attach(self, braid: BraidedLLM) -> None:
         if braid.readout is not None:  # members with their own tokenizer run their bridge where they are
@@ -181,6 +182,8 @@ class ChannelRunner(MemberRunner):
     def run(self, braid, inputs, caches, fuse, output_hidden_states=False) -> list[Any]:
         if output_hidden_states:
             raise ValueError("output_hidden_states is only available with placement='local'")
+        if self.closed:
+            raise RuntimeError("this braid was closed (its members are gone); build a new one")
         running = [m for m, x in enumerate(inputs) if x is not None]
         shapes = {m: (*inputs[m]["input_ids"].shape, braid.models[m].hidden_size) for m in running}
         m = -1
@@ -267,6 +270,7 @@ class ChannelRunner(MemberRunner):
         self.recoveries += 1
 
     def close(self) -> None:
+        self.closed = True
         for link in self.links:
             if link.chan is not None:
                 with contextlib.suppress(ChannelError):

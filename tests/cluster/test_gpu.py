@@ -47,7 +47,7 @@ def test_ray_members_get_a_gpu_and_match_local(trio, tmp_path):
         randomize_fusion(local, seed=5)
         local.save_pretrained(tmp_path / "braid")
         specs = [s.model_copy(update={"device": None}) for s in local.config.model_configs]
-        placement = RayPlacement(cpus_per_member=0.5, fusion_cpus=0.5, gpus_per_member=0.25)
+        placement = RayPlacement(cpus_per_member=0.5, gpus_per_member=0.25)
         with BraidedLLM(
             config=local.config.model_copy(update={"model_configs": specs}),
             placement="ray",
@@ -55,7 +55,7 @@ def test_ray_members_get_a_gpu_and_match_local(trio, tmp_path):
         ) as remote:
             remote.load_fusion_layers(tmp_path / "braid" / "fusion.safetensors")
             devices = ray.get([h.__ray_call__.remote(lambda self: str(self.server.member.device))
-                               for h in remote.member_handles()])  # fmt: skip
+                               for h in remote.runner.member_handles()])  # fmt: skip
             assert all(d.startswith("cuda") for d in devices)
             enc = local.anchor_model.encode(PROSE[:3])
             want = local(enc["input_ids"], attention_mask=enc["attention_mask"]).logits.cpu()

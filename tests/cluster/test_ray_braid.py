@@ -1,4 +1,5 @@
-"""Ray placement on a local cluster: parity with local placement, recovery, cleanup."""
+"""Ray placement on a local cluster: a plain BraidedLLM whose members are actors; parity with local
+placement, recovery, cleanup, and the fusion actor."""
 
 from __future__ import annotations
 
@@ -31,45 +32,48 @@ def is_dead(ray, actor) -> bool:
 
 @pytest.mark.parametrize("strategy", ["learned_weighted", "attention", "router", "calm+pointer"])
 def test_ray_placement_matches_local(ray_local, trio, strategy, tmp_path):
+    from cluster.braid import RayRunner
+
     local, remote = local_and_ray(trio, strategy, tmp_path)
     with remote:
+        assert isinstance(remote, BraidedLLM) and isinstance(remote.runner, RayRunner)
         enc = local.anchor_model.encode(PROSE[:3])
         want = local(enc["input_ids"], attention_mask=enc["attention_mask"]).logits
         got = remote(enc["input_ids"], attention_mask=enc["attention_mask"]).logits
         assert torch.allclose(got, want, atol=1e-5)
-        calls = remote.ray_calls
+        requests = ray_local.get([h.requests.remote() for h in remote.runner.member_handles()])
         text = remote.generate("models exchange hidden", max_new_tokens=24)
         assert text == local.generate("models exchange hidden", max_new_tokens=24)
-        assert remote.ray_calls - calls == 1  # one streaming call for the whole request
-        assert len(set(remote.nodes["member_nodes"])) == 1  # PACK on one node
+        after = ray_local.get([h.requests.remote() for h in remote.runner.member_handles()])
+        assert all(b > a for a, b in zip(requests, after, strict=True))  # the actors did the work
+        assert len(set(remote.runner.member_nodes)) == 1  # PACK on one node
 
 
 def test_killed_member_is_recreated_and_output_is_unchanged(ray_local, trio, tmp_path):
-    placement = SMALL.model_copy(update={"stream_buffer": 1})
-    local, remote = local_and_ray(trio, "attention", tmp_path, placement)
+    local, remote = local_and_ray(trio, "attention", tmp_path)
     with remote:
         want = local.generate("the braid reads", max_new_tokens=64)
-        victim = remote.member_handles()[1]
+        victim = remote.runner.member_handles()[1]
         pieces = remote.generate("the braid reads", max_new_tokens=64, stream=True)
         got = "".join(next(pieces) for _ in range(4))
         ray_local.kill(victim)
         got += "".join(pieces)
         assert got == want
-        assert remote.recoveries() == 1
+        assert remote.runner.recoveries == 1
 
 
 def test_shutdown_leaves_no_actors_or_placement_groups(ray_local, trio, tmp_path):
     from ray.util import placement_group_table
 
     _, remote = local_and_ray(trio, "router", tmp_path)
-    actors = [remote.leader, *remote.member_handles()]
-    assert len(actors) == 4 and not any(is_dead(ray_local, a) for a in actors)
-    pg_id = remote.pg.id.hex()
-    remote.shutdown()
+    actors = remote.runner.member_handles()
+    assert len(actors) == 3 and not any(is_dead(ray_local, a) for a in actors)
+    pg_id = remote.runner.pg.id.hex()
+    remote.close()
     assert all(is_dead(ray_local, a) for a in actors)
     assert placement_group_table()[pg_id]["state"] == "REMOVED"
-    remote.shutdown()  # twice is fine
-    with pytest.raises(RuntimeError, match="was shut down; build a new one"):
+    remote.close()  # twice is fine
+    with pytest.raises(RuntimeError, match="was closed .* build a new one"):
         remote.generate("the braid", max_new_tokens=2)
 
 
@@ -79,7 +83,7 @@ def test_unplaceable_braid_fails_at_once_naming_what_is_missing(ray_local, trio)
     too_big = SMALL.model_copy(update={"cpus_per_member": 8.0})  # waiting would take ready_timeout_s (180 s)
     start = time.perf_counter()
     with pytest.raises(
-        RuntimeError, match="cannot place the braid: 4 bundles .* need 24.5 CPU in all; the cluster has 2"
+        RuntimeError, match="cannot place the braid: 3 bundles .* need 24 CPU in all; the cluster has 2"
     ):
         BraidedLLM(trio, fusion_dim=16, placement="ray", ray_placement=too_big)
     assert time.perf_counter() - start < 10
@@ -92,5 +96,32 @@ def test_the_default_placement_fits_a_two_cpu_machine(ray_local, trio):
     with BraidedLLM(
         trio, fusion_dim=16, fusion_layers=[0], placement="ray", ray_placement=RayPlacement()
     ) as remote:
-        assert remote.placement.cpus_per_member == remote.placement.fusion_cpus == 0.5  # 2 CPUs, 4 bundles
+        assert remote.runner.placement.cpus_per_member == 0.5  # 2 CPUs over 3 members and the owner
         assert isinstance(remote.generate("the braid", max_new_tokens=2), str)
+
+
+def test_the_fusion_actor_holds_a_ray_braid_and_streams_its_text(ray_local, trio, tmp_path):
+    """``BraidHost``: the fusion in an actor of its own (DESIGN's layout), members in theirs."""
+    from cluster.actors import braid_actor
+
+    local, remote = local_and_ray(trio, "attention", tmp_path)
+    remote.close()
+    host = braid_actor(local.config, SMALL, num_cpus=0.25)
+    try:
+        ray_local.get(host.load_fusion.remote((tmp_path / "attention" / "fusion.safetensors").read_bytes()))
+        nodes = ray_local.get(host.nodes.remote())
+        assert len(nodes["member_nodes"]) == 3
+        enc = local.anchor_model.encode(PROSE[:2])
+        got = ray_local.get(host.forward.remote(enc["input_ids"], enc["attention_mask"]))
+        assert torch.allclose(
+            got, local(enc["input_ids"], attention_mask=enc["attention_mask"]).logits, atol=1e-5
+        )
+        params = {"max_new_tokens": 16}
+        pieces = [
+            ray_local.get(r)
+            for r in host.generate.options(num_returns="streaming").remote("the braid", params)
+        ]
+        assert len(pieces) > 1 and "".join(pieces) == local.generate("the braid", max_new_tokens=16)
+    finally:
+        ray_local.get(host.close.remote())
+        ray_local.kill(host)

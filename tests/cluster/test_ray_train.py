@@ -36,8 +36,6 @@ def test_ray_train_lowers_the_loss_and_its_checkpoint_loads(ray_local, trio, tmp
         with torch.no_grad():
             logits = local(probe["input_ids"], attention_mask=probe["attention_mask"]).logits
         assert torch.equal(logits, probe["logits"])  # the weights the workers trained, bit for bit
-        from cluster.braid import RayBraidedLLM
-
-        with RayBraidedLLM.from_pretrained(ckpt, SMALL) as remote:
+        with BraidedLLM.from_pretrained(ckpt, placement="ray", ray_placement=SMALL) as remote:
             got = remote(probe["input_ids"], attention_mask=probe["attention_mask"]).logits
             assert torch.allclose(got, probe["logits"], atol=1e-5)
