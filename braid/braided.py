@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from braid import checkpoint
 from braid.alignment import Alignment
 from braid.config import BraidConfig, MemberConfig
-from braid.fusion.output import OUTPUT_LAYOUT
 from braid.fusion.stack import build_fusion
 from braid.fusion.step import FusionHistory, FusionStep
 from braid.generation import SamplingParams, stream_text
@@ -30,10 +30,6 @@ from braid.model_wrapper import ModelWrapper
 from braid.readout import Readout
 from braid.runner import PLACEMENTS, MemberRunner, check_placement, resolve
 from braid.views import batch_views
-
-FUSION_FILE = "fusion.safetensors"
-CONFIG_FILE = "braid_config.json"
-FORMAT = "llm-braid-fusion/1"
 
 
 @dataclass
@@ -235,56 +231,20 @@ class BraidedLLM(nn.Module):
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    # -- persistence --------------------------------------------------------------------------------------
+    # -- persistence (the format: braid.checkpoint) ------------------------------------------------------
     def fusion_signature(self) -> dict[str, Any]:
         """What fusion weights depend on; loading into a braid with another signature is an error."""
-        signature = {
-            "fusion_strategy": self.config.fusion_strategy,
-            "fusion_layers": self.config.fusion_layers,
-            "member_layers": self.lockstep.plan,
-            "member_dims": [m.hidden_size for m in self.models],
-            "fusion_dim": self.config.fusion_dim,
-            "strategy_params": self._signature_params(),
-        }
-        if self.config.output_strategy is not None:  # hidden-state checkpoints keep the layout they had
-            signature["output_layout"] = OUTPUT_LAYOUT
-        return signature
-
-    def _signature_params(self) -> dict[str, Any]:
-        cfg = self.config
-        if cfg.output_strategy is None:  # the layout checkpoints of hidden-state braids have always had
-            return cfg.hidden_params.model_dump()
-        parts = {cfg.hidden_strategy: cfg.hidden_params, cfg.output_strategy: cfg.output_params}
-        return {name: p.model_dump() for name, p in parts.items() if name is not None}
+        return checkpoint.signature(self)
 
     def save_fusion_layers(self, path: str | Path) -> None:
-        from safetensors.torch import save_file
-
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.fusion_modules.state_dict().items()}
-        meta = {"format": FORMAT, "signature": json.dumps(self.fusion_signature(), sort_keys=True)}
-        save_file(tensors, str(path), metadata=meta)
+        checkpoint.save_fusion(self, path)
 
     def load_fusion_layers(self, path: str | Path) -> None:
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a braid fusion checkpoint (format {meta.get('format')!r})")
-        saved, mine = json.loads(meta["signature"]), self.fusion_signature()
-        diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
-        if diff:
-            lines = ", ".join(f"{k}: saved {a!r}, this braid {b!r}" for k, (a, b) in diff.items())
-            raise ValueError(f"fusion weights in {path} do not fit this braid ({lines})")
-        self.fusion_modules.load_state_dict(load_file(str(path), device=str(self.anchor_model.device)))
+        checkpoint.load_fusion(self, path)
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Config + fusion weights; member weights are referenced by name or path, never copied."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / CONFIG_FILE).write_text(member_paths_resolved(self.config).model_dump_json(indent=2))
-        self.save_fusion_layers(directory / FUSION_FILE)
+        checkpoint.save_braid(self, directory)
 
     @classmethod
     def from_pretrained(
@@ -294,22 +254,10 @@ class BraidedLLM(nn.Module):
         placement: str = "local",
         ray_placement: Any = None,
     ) -> BraidedLLM:
-        directory = Path(directory)
-        config = BraidConfig.model_validate_json((directory / CONFIG_FILE).read_text())
+        config = checkpoint.read_config(directory)
         braided = cls(config=config, models=models, placement=placement, ray_placement=ray_placement)
-        braided.load_fusion_layers(directory / FUSION_FILE)
+        braided.load_fusion_layers(checkpoint.fusion_path(directory))
         return braided
-
-
-def member_paths_resolved(config: BraidConfig) -> BraidConfig:
-    """Local member directories as absolute paths, so a saved braid loads from anywhere."""
-    members = [
-        m.model_copy(update={"model_name": str(Path(m.model_name).resolve())})
-        if Path(m.model_name).is_dir()
-        else m
-        for m in config.model_configs
-    ]
-    return config.model_copy(update={"model_configs": members})
 
 
 def _config_from_args(
@@ -366,7 +314,6 @@ def _tokenizer_json(backend: Any) -> dict:
     """A fast tokenizer's definition without its call-time state: a call with ``truncation`` or ``padding``
     leaves them set on the backend, which made the anchor's tokenizer differ from an identical member's
     after the first training batch (and the member was then read through the bridge)."""
-    import json
 
     data = json.loads(backend.to_str())
     data.pop("truncation", None)

@@ -101,12 +101,13 @@ def generate(
 ) -> None:
     """Stream a continuation of PROMPT from a saved braid."""
     from braid.braided import BraidedLLM
+    from braid.checkpoint import read_config
     from braid.generation import SamplingParams, check_prompt
 
-    if not (braid_dir / "braid_config.json").is_file():
-        _fail(
-            f"{braid_dir} is not a saved braid (no braid_config.json): give a directory save_pretrained wrote"
-        )
+    try:
+        read_config(braid_dir)
+    except ValueError as e:
+        _fail(str(e))
     try:  # settings are checked before any weights load
         SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, stop=stop)
         if not prompt:
@@ -152,19 +153,20 @@ def info(
     config: Path = typer.Argument(..., exists=True, help="braid YAML, or a save_pretrained directory"),
 ) -> None:
     """Show a braid's members, fusion plan and sizes (reads configs only, no weights)."""
+    from braid.checkpoint import read_config
     from braid.config import BraidConfig
     from braid.jobs import TrainJob
 
     try:
         if config.is_dir():
-            if not (config / "braid_config.json").is_file():
-                _fail(f"{config} is not a saved braid (no braid_config.json)")
-            cfg = BraidConfig.model_validate_json((config / "braid_config.json").read_text())
+            cfg = read_config(config)
         else:  # a braid YAML, or a `braid train` YAML (its braid section, or the seed's flat keys)
             raw = read_yaml(config)
             cfg = TrainJob.model_validate(raw).braid if "data" in raw else BraidConfig.model_validate(raw)
     except ValidationError as e:
         _fail(f"invalid config {config}: {_first_line(e)}")
+    except ValueError as e:  # a directory save_pretrained did not write
+        _fail(str(e))
     table = Table(title=f"{cfg.fusion_strategy} braid, fusion_dim {cfg.fusion_dim}")
     for col in ("#", "model", "role", "type", "layers", "hidden", "fusion at blocks"):
         table.add_column(col)

@@ -131,6 +131,7 @@ class BraidFactory:
 
     def build(self, key: str) -> tuple[Any, dict]:
         from braid import BraidedLLM
+        from braid.checkpoint import fusion_path
 
         if key == DEFAULT and self.default is not None:
             return self.default, {"source": "braided_model"}
@@ -140,14 +141,16 @@ class BraidFactory:
         braided = BraidedLLM(config=decision.to_braid_config(self.paths))
         trial = self._trained(decision, list(braided.config.fusion_layers))
         if trial is not None:
-            braided.load_fusion_layers(Path(trial.checkpoint) / "fusion.safetensors")
+            braided.load_fusion_layers(fusion_path(trial.checkpoint))
         return braided.eval(), {"source": "decision", "trained_by_trial": trial.trial_id if trial else None}
 
     def _trained(self, decision: Any, layers: list[int]):
         """The best-scoring sweep trial with this structure and a checkpoint on disk."""
+        from braid.checkpoint import has_fusion
+
         same = [
             r for r in self.records
-            if r.checkpoint and (Path(r.checkpoint) / "fusion.safetensors").exists()
+            if has_fusion(r.checkpoint)
             and r.config.anchor == decision.anchor and set(r.config.members) == set(decision.members)
             and r.config.strategy == decision.strategy and list(r.config.fusion_layers) == layers
             and r.config.fusion_dim == decision.fusion_dim

@@ -103,6 +103,7 @@ def run_trial(
     """Train ``steps`` fusion steps, calling ``report`` every ``eval_every`` steps with metrics + checkpoint."""
     import torch
 
+    from braid.checkpoint import fusion_path
     from braid.config import probe_architecture
     from braid.train import TrainConfig, fusion_steps, tokenize_dataset
 
@@ -112,7 +113,7 @@ def run_trial(
     braided = build_braid(choice, zoo, shared_members)
     done = 0
     if resume_from is not None:
-        braided.load_fusion_layers(resume_from / "fusion.safetensors")
+        braided.load_fusion_layers(fusion_path(resume_from))
         done = json.loads((resume_from / "state.json").read_text())["step"]
     data = task_data(task)
     cost = measure_cost(braided, data.eval[0].prompt)
@@ -127,7 +128,7 @@ def run_trial(
             continue
         metrics = evaluate_task(braided, task, temperature=choice.temperature, seed=seed)
         with tempfile.TemporaryDirectory() as tmp:
-            braided.save_fusion_layers(Path(tmp) / "fusion.safetensors")
+            braided.save_fusion_layers(fusion_path(tmp))
             (Path(tmp) / "state.json").write_text(json.dumps({"step": step}))
             report({**metrics, "train_loss": loss, "steps_trained": step, **fixed}, Path(tmp))
         braided.train()
