@@ -16,6 +16,7 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
+from meta.calibration import Calibration
 from meta.decision import BraidingDecision, Candidates
 from meta.explain import explain
 from meta.features import (
@@ -64,24 +65,9 @@ class MetaBraider(nn.Module):
         self.candidates = Candidates(names, self.space)
         params = torch.tensor([float(m["parameters"]) for m in self.pool])
         self.compute_share = (self.candidates.members @ params) / params.sum()  # (C,)
-        # log-latency added to predictions before checking a limit: calibrated by pretraining on residuals,
-        # so a limit holds in truth, not only in prediction
-        self.register_buffer("latency_margin", torch.zeros(()))
-        # decode ms the records measured per candidate (NaN: never measured) and the log-slack a new
-        # measurement of the same config may exceed it by: a measured cost beats a predicted one
-        self.register_buffer("measured_ms", torch.full((len(self.candidates),), math.nan))
-        self.register_buffer("measured_margin", torch.zeros(()))
-        # log(slowest / fastest) of each config's own measurements: a config whose cost depends on the text
-        # (cross-tokenizer members re-tokenize what they see) gets that much slack on a new task
-        self.register_buffer("measured_spread", torch.zeros(len(self.candidates)))
-        # task types pretraining saw: another type reads as "other", the slot identity dropout trained, so a
-        # new type is judged by its text, capabilities and model affinity rather than by an untrained one-hot
-        self.seen_types: list[str] = []
-        self.read_as_unseen = False  # calibration reads every task as a type never seen
-        # how far the predicted score may overshoot the truth, for a seen type and for an unseen one (read as
-        # "other"): an accuracy target must hold in truth, so a candidate is judged on prediction - margin
-        self.register_buffer("score_margin", torch.zeros(2))
-        self.identity_dropout = 0.0  # pretraining's share of examples with type and domain one-hots hidden
+        # the margins and measured costs that keep constraints true (``meta.calibration``); pretraining
+        # calibrates them from the records and hands the result over through ``calibrated``
+        self.calibration = Calibration.empty(len(self.candidates))
         self.trained_pool = list(names)  # the pool the loaded state was trained on (``load``)
         self._feedback: Feedback | None = None
 
@@ -90,16 +76,42 @@ class MetaBraider(nn.Module):
         return self.candidates.pool
 
     # -- inputs -------------------------------------------------------------------------------------------
-    def encode(self, task: Any, constraints: Constraints | None = None) -> DecisionLogits:
+    def encode(
+        self,
+        task: Any,
+        constraints: Constraints | None = None,
+        unseen: bool = False,
+        identity_dropout: float = 0.0,
+    ) -> DecisionLogits:
+        """The decision net's outputs for ``task``. A task type pretraining never saw (or any, with ``unseen``;
+        or a random share ``identity_dropout`` of calls, in training) reads as "other": its type and the
+        models' domain one-hots hidden, so it is judged by its text, capabilities and model affinity."""
         meta_task = MetaTask.of(task)
         task_vec = encode_task(meta_task, constraints)[None]  # (1, TASK_DIM)
         models = torch.stack([encode_model(m, meta_task) for m in self.pool])[None]  # (1, N, MODEL_DIM)
-        if self._unseen(meta_task) or (self.training and float(torch.rand(())) < self.identity_dropout):
+        if (
+            unseen
+            or self._unseen(meta_task)
+            or (identity_dropout and float(torch.rand(())) < identity_dropout)
+        ):
             task_vec, models = as_other(task_vec, TYPE_SLOTS), as_other(models, DOMAIN_SLOTS)
         return self.net(task_vec, models, torch.ones(1, len(self.pool), dtype=torch.bool))
 
     def _unseen(self, task: MetaTask) -> bool:
-        return self.read_as_unseen or (bool(self.seen_types) and task.type not in self.seen_types)
+        seen = self.calibration.seen_types
+        return bool(seen) and task.type not in seen
+
+    @property
+    def seen_types(self) -> list[str]:
+        return list(self.calibration.seen_types)
+
+    def calibrated(self, calibration: Calibration) -> None:
+        """Hold ``calibration`` (what ``meta.learn.calibrate`` returned) from now on."""
+        if len(calibration.measured_ms) != len(self.candidates):
+            raise ValueError(
+                f"a calibration of {len(calibration.measured_ms)} candidates for {len(self.candidates)}"
+            )
+        self.calibration = calibration
 
     def predict(self, out: DecisionLogits) -> tuple[torch.Tensor, float, float]:
         """Predicted (score, log ms, log MB) per candidate (C, 3), with the predicted lr and temperature."""
@@ -131,10 +143,11 @@ class MetaBraider(nn.Module):
     ) -> tuple[BraidingDecision, dict[str, Any]]:
         out = self.encode(task_info, limits)
         pred, lr01, temp01 = self.predict(out)
-        known = ~self.measured_ms.isnan()
-        pred[known, 1] = self.measured_ms[known].log()  # measured decode ms where the records have it
+        cal = self.calibration
+        known = ~cal.measured_ms.isnan()
+        pred[known, 1] = cal.measured_ms[known].log()  # measured decode ms where the records have it
         unseen = self._unseen(MetaTask.of(task_info))
-        violation = self._violations(pred, limits, float(self.score_margin[int(unseen)]))  # (C, 3), 0 = met
+        violation = self._violations(pred, limits, cal.score_margin[int(unseen)])  # (C, 3), 0 = met
         if among is not None:  # everything else counts as infinitely far from feasible
             outside = torch.ones(len(pred), dtype=torch.bool)
             outside[among] = False
@@ -163,9 +176,7 @@ class MetaBraider(nn.Module):
     def _violations(self, pred: torch.Tensor, c: Constraints, score_margin: float = 0.0) -> torch.Tensor:
         zero = torch.zeros(len(pred))
         budget = zero if c.compute_budget is None else (self.compute_share - c.compute_budget).clamp(min=0)
-        measured = self.measured_spread.clamp(min=float(self.measured_margin))
-        margin = torch.where(self.measured_ms.isnan(), self.latency_margin, measured)
-        ms = (pred[:, 1] + margin).exp()
+        ms = (pred[:, 1] + self.calibration.latency_slack()).exp()
         latency = (
             zero
             if c.latency_requirement is None
@@ -208,24 +219,10 @@ class MetaBraider(nn.Module):
         return BraidedLLM(config=config, placement=placement, ray_placement=ray_placement)
 
     # -- persistence --------------------------------------------------------------------------------------
-    def _carry_costs(self, measured: torch.Tensor, spread: torch.Tensor, trained_pool: list[str]) -> None:
-        """The measured-cost table of an agent trained on ``trained_pool``, mapped onto this pool's grid."""
-        if trained_pool == self.names:
-            self.measured_ms.copy_(measured)
-            self.measured_spread.copy_(spread)
-            return
-        old = Candidates(trained_pool, self.space)
-        for i in (~measured.isnan()).nonzero().flatten().tolist():
-            try:
-                j = self.candidates.index_of(old.decision(i, 0.5, 0.0))
-            except (KeyError, ValueError):  # a member that left the pool
-                continue
-            self.measured_ms[j], self.measured_spread[j] = measured[i], spread[i]
-
     def save(self, path: str | Path) -> None:
         torch.save({"format": FORMAT, "pool": self.pool, "space": self.space.model_dump(), "paths": self.paths,
                     "dim": self.net.task_in[0].out_features, "state": self.state_dict(),
-                    "seen_types": self.seen_types}, path)  # fmt: skip
+                    "calibration": self.calibration.to_dict()}, path)  # fmt: skip
 
     @classmethod
     def load(cls, path: str | Path, model_pool: list[Any] | None = None) -> MetaBraider:
@@ -234,20 +231,36 @@ class MetaBraider(nn.Module):
         if blob.get("format") != FORMAT:
             raise ValueError(f"{path} is not a meta-braider checkpoint (format {blob.get('format')!r})")
         agent = cls(model_pool or blob["pool"], DecisionSpace(**blob["space"]), blob["paths"], blob["dim"])
-        state = dict(blob["state"])
-        measured = state.pop("measured_ms", None)
-        spread = state.pop("measured_spread", None)
+        state = {k: v for k, v in blob["state"].items() if k not in CALIBRATION_BUFFERS}
         missing, unexpected = agent.load_state_dict(state, strict=False)
-        if measured is not None:
-            spread = torch.zeros_like(measured) if spread is None else spread
-            agent._carry_costs(measured, spread, [m["name"] for m in blob["pool"]])
-        if unexpected or set(missing) - {
-            "measured_ms",
-            "measured_margin",
-            "measured_spread",
-            "score_margin",
-        }:  # older agents lack the cost table
+        if missing or unexpected:
             raise ValueError(f"{path}: state does not fit (missing {missing}, unexpected {unexpected})")
-        agent.trained_pool = [m["name"] for m in blob["pool"]]
-        agent.seen_types = list(blob.get("seen_types", []))
+        trained_pool = [m["name"] for m in blob["pool"]]
+        old = Candidates(trained_pool, agent.space)
+        saved = (
+            Calibration.from_dict(blob["calibration"]) if "calibration" in blob
+            else Calibration.from_buffers(blob["state"], blob.get("seen_types", []), len(old))
+        )  # fmt: skip
+        agent.calibrated(
+            saved
+            if trained_pool == agent.names
+            else saved.remapped(_carried(old, agent, saved), len(agent.candidates))
+        )
+        agent.trained_pool = trained_pool
         return agent
+
+
+# buffers in which agents saved before ``meta.calibration`` kept their calibration
+CALIBRATION_BUFFERS = ("latency_margin", "measured_ms", "measured_margin", "measured_spread", "score_margin")
+
+
+def _carried(old: Candidates, agent: MetaBraider, saved: Calibration) -> dict[int, int]:
+    """Each measured old candidate's index -> the same configuration's index on the agent's grid (members
+    that left the pool drop out)."""
+    index = {}
+    for i in (~saved.measured_ms.isnan()).nonzero().flatten().tolist():
+        try:
+            index[i] = agent.candidates.index_of(old.decision(i, 0.5, 0.0))
+        except (KeyError, ValueError):
+            continue
+    return index

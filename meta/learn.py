@@ -12,13 +12,14 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from meta.calibration import Calibration
 from meta.decision import BraidingDecision
 from meta.features import MetaTask
 from meta.policy import policy_entropy, policy_log_prob, sample_decision
@@ -56,15 +57,18 @@ def observations_from_records(agent: MetaBraider, records: list[Any]) -> list[Ob
     return out
 
 
-def predictions(agent: MetaBraider, obs: list[Observation]) -> tuple[torch.Tensor, list[Observation]]:
+def predictions(
+    agent: MetaBraider, obs: list[Observation], unseen: bool = False, identity_dropout: float = 0.0
+) -> tuple[torch.Tensor, list[Observation]]:
     """Predicted (score, log ms, log MB) of each observation's config for its task, (len(obs), 3), in the
-    returned order; observations of one task share one pass of the decision net."""
+    returned order; observations of one task share one pass of the decision net (``MetaBraider.encode``'s
+    ``unseen`` and ``identity_dropout``)."""
     by_task: dict[str, list[Observation]] = defaultdict(list)
     for o in obs:
         by_task[o.task.model_dump_json()].append(o)
     s, c, preds, order = agent.space, agent.candidates, [], []
     for group in by_task.values():
-        out = agent.encode(group[0].task)
+        out = agent.encode(group[0].task, unseen=unseen, identity_dropout=identity_dropout)
         idx = [c.index_of(o.decision) for o in group]
         rows = torch.stack([
             c.config_row(i, *s.to_unit(o.decision.lr, o.decision.temperature))
@@ -75,11 +79,13 @@ def predictions(agent: MetaBraider, obs: list[Observation]) -> tuple[torch.Tenso
     return torch.cat(preds), order
 
 
-def scorer_loss(agent: MetaBraider, obs: list[Observation], ranking: float = 0.0) -> torch.Tensor:
+def scorer_loss(
+    agent: MetaBraider, obs: list[Observation], ranking: float = 0.0, identity_dropout: float = 0.0
+) -> torch.Tensor:
     """Mean squared error of the predicted (score, log ms, log MB) over ``obs`` (missing costs ignored), plus
     ``ranking`` x a pairwise logistic loss on the order of scores within each task: choosing needs the order
     right on a new task more than the level (task types score on different scales)."""
-    pred, order = predictions(agent, obs)
+    pred, order = predictions(agent, obs, identity_dropout=identity_dropout)
     target = torch.tensor([[o.score, math.log(o.decode_ms or 1), math.log(o.memory_mb or 1)] for o in order])
     known = torch.tensor([[1.0, float(bool(o.decode_ms)), float(bool(o.memory_mb))] for o in order])
     loss = (((pred - target) ** 2) * known).sum(-1).mean()
@@ -92,7 +98,7 @@ def scorer_loss(agent: MetaBraider, obs: list[Observation], ranking: float = 0.0
     return loss
 
 
-def imitation_loss(agent: MetaBraider, obs: list[Observation]) -> torch.Tensor:
+def imitation_loss(agent: MetaBraider, obs: list[Observation], identity_dropout: float = 0.0) -> torch.Tensor:
     """-log pi(best config of each task) for the selector heads, plus its lr and temperature."""
     best: dict[str, Observation] = {}
     for o in obs:
@@ -101,7 +107,7 @@ def imitation_loss(agent: MetaBraider, obs: list[Observation]) -> torch.Tensor:
             best[key] = o
     s, losses = agent.space, []
     for o in best.values():
-        out = agent.encode(o.task)
+        out = agent.encode(o.task, identity_dropout=identity_dropout)
         target = torch.tensor(s.to_unit(o.decision.lr, o.decision.temperature))
         losses.append(-policy_log_prob(out, agent, o.decision) + F.mse_loss(out.continuous[0], target))
     return torch.stack(losses).mean()
@@ -121,55 +127,59 @@ def pretrain(
         raise ValueError("no observations to pretrain on (no sweep record fits the agent's pool and grid)")
     rng, opt = random.Random(seed), torch.optim.AdamW(agent.parameters(), lr=lr)
     history = []
-    agent.seen_types = sorted({o.task.type for o in obs} | set(agent.seen_types))
-    agent.identity_dropout = IDENTITY_DROPOUT
+    seen = tuple(sorted({o.task.type for o in obs} | set(agent.calibration.seen_types)))
+    agent.calibrated(replace(agent.calibration, seen_types=seen))  # the types it learns are seen from now on
     agent.train()
     for _ in tqdm(range(steps), desc="pretrain meta-braider", disable=not progress):
         sample = rng.sample(obs, min(batch, len(obs)))
-        loss = scorer_loss(agent, sample, ranking=RANKING) + 0.1 * imitation_loss(agent, sample)
+        loss = scorer_loss(agent, sample, RANKING, IDENTITY_DROPOUT) + 0.1 * imitation_loss(
+            agent, sample, IDENTITY_DROPOUT
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
         history.append(loss.item())
-    agent.identity_dropout = 0.0
     agent.eval()
-    calibrate_latency(agent, obs)
-    calibrate_accuracy(agent, obs)
+    agent.calibrated(calibrate_accuracy(agent, obs, calibrate_latency(agent, obs, agent.calibration)))
     if transfer:
         over = transfer_overshoot(agent, obs, dict(steps=steps, lr=lr, batch=batch, seed=seed))
-        agent.score_margin[1] = max(float(agent.score_margin[1]), over)
+        seen_margin, unseen_margin = agent.calibration.score_margin
+        agent.calibrated(replace(agent.calibration, score_margin=(seen_margin, max(unseen_margin, over))))
     return history
 
 
 @torch.no_grad()
-def calibrate_latency(agent: MetaBraider, obs: list[Observation], quantile: float = 0.99) -> float:
-    """Set the agent's latency margin to the ``quantile`` of log(true / predicted) decode ms over ``obs``."""
+def calibrate_latency(
+    agent: MetaBraider, obs: list[Observation], calibration: Calibration, quantile: float = 0.99
+) -> Calibration:
+    """``calibration`` with the latency margin set to the ``quantile`` of log(true / predicted) decode ms over
+    ``obs``, and the measured-cost table updated from them."""
     timed = [o for o in obs if o.decode_ms]
-    if timed:
-        pred, order = predictions(agent, timed)
-        residuals = torch.tensor([math.log(o.decode_ms) for o in order]) - pred[:, 1]
-        agent.latency_margin.fill_(max(0.0, float(residuals.quantile(quantile))))
-        record_costs(agent, timed)
-    return float(agent.latency_margin)
+    if not timed:
+        return calibration
+    pred, order = predictions(agent, timed)
+    residuals = torch.tensor([math.log(o.decode_ms) for o in order]) - pred[:, 1]
+    calibration = replace(calibration, latency_margin=max(0.0, float(residuals.quantile(quantile))))
+    costs: dict[int, list[float]] = defaultdict(list)
+    for o in timed:
+        costs[agent.candidates.index_of(o.decision)].append(o.decode_ms)
+    return calibration.with_costs(costs)
 
 
 @torch.no_grad()
-def calibrate_accuracy(agent: MetaBraider, obs: list[Observation]) -> None:
-    """The score margins: the most the predicted score overshot the measured one over ``obs``, with each
-    task's type as it is, and read as a type never seen (how the agent predicts for a new type). Margins only
-    grow: adapting on a few examples must not loosen what the full records taught."""
-    try:
-        for k, unseen in enumerate((False, True)):
-            agent.read_as_unseen = unseen
-            agent.score_margin[k] = max(float(agent.score_margin[k]), overshoot(agent, obs))
-    finally:
-        agent.read_as_unseen = False
+def calibrate_accuracy(agent: MetaBraider, obs: list[Observation], calibration: Calibration) -> Calibration:
+    """``calibration`` with the score margins: the most the predicted score overshot the measured one over
+    ``obs``, with each task's type as it is, and read as a type never seen (how the agent predicts for a new
+    type). Margins only grow: adapting on a few examples must not loosen what the full records taught."""
+    seen, unseen = calibration.score_margin
+    margins = (max(seen, overshoot(agent, obs)), max(unseen, overshoot(agent, obs, unseen=True)))
+    return replace(calibration, score_margin=margins)
 
 
 @torch.no_grad()
-def overshoot(agent: MetaBraider, obs: list[Observation]) -> float:
+def overshoot(agent: MetaBraider, obs: list[Observation], unseen: bool = False) -> float:
     """The most the agent's predicted score exceeds the measured one over ``obs`` (0 when it never does)."""
-    pred, order = predictions(agent, obs)
+    pred, order = predictions(agent, obs, unseen=unseen)
     return max(0.0, float((pred[:, 0] - torch.tensor([o.score for o in order])).max()))
 
 
@@ -184,26 +194,6 @@ def transfer_overshoot(agent: MetaBraider, obs: list[Observation], settings: dic
             pretrain(other, [o for o in obs if o.task.type != held], transfer=False, **settings)
             worst = max(worst, overshoot(other, [o for o in obs if o.task.type == held]))
     return worst
-
-
-@torch.no_grad()
-def record_costs(agent: MetaBraider, timed: list[Observation]) -> None:
-    """The measured-cost table: per candidate the slowest decode ms seen and its spread (log slowest / fastest),
-    and as the shared margin the most that one measurement exceeded the slowest of the others of the same
-    config (leave one out). The maximum, not a quantile: a new task is one more draw of that noise, and a limit
-    is a promise."""
-    by_config: dict[int, list[float]] = defaultdict(list)
-    for o in timed:
-        by_config[agent.candidates.index_of(o.decision)].append(o.decode_ms)
-    excess = [
-        math.log(x / max(xs[:j] + xs[j + 1 :]))
-        for xs in by_config.values() if len(xs) > 1 for j, x in enumerate(xs)
-    ]  # fmt: skip
-    for i, xs in by_config.items():
-        agent.measured_ms[i] = max(xs)
-        agent.measured_spread[i] = math.log(max(xs) / min(xs))
-    if excess:  # only grows, as the score margins
-        agent.measured_margin.fill_(max(float(agent.measured_margin), max(excess)))
 
 
 class Feedback:

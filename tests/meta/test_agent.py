@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 import torch
 
@@ -90,16 +93,20 @@ def test_explanation_names_the_actual_choices_with_their_probabilities():
 def test_save_load_round_trip_and_a_new_model_in_the_pool(tmp_path):
     agent = MetaBraider(POOL[:3])
     measured = agent.candidates.decision(5, 0.5, 0.0)
-    agent.measured_ms[5], agent.measured_spread[5] = 1.25, 0.2  # a cost the records measured
+    agent.calibrated(agent.calibration.with_costs({5: [1.25, 1.25 * math.exp(-0.2)]}))  # measured twice
     agent.save(tmp_path / "meta.pt")
     again = MetaBraider.load(tmp_path / "meta.pt")
     assert again(TASK) == agent(TASK) and again.trained_pool == ["prose", "code", "facts"]
-    assert float(again.measured_ms[5]) == 1.25
+    assert json.dumps(again.calibration.to_dict()) == json.dumps(agent.calibration.to_dict())  # NaN-safe
+    assert float(again.calibration.measured_ms[5]) == pytest.approx(1.25)
     grown = MetaBraider.load(tmp_path / "meta.pt", model_pool=POOL)  # an unseen model, no retraining
     assert "big" in grown.names and isinstance(grown(TASK), BraidingDecision)
     j = grown.candidates.index_of(measured)
-    assert float(grown.measured_ms[j]) == 1.25 and float(grown.measured_spread[j]) == pytest.approx(0.2)
-    assert int((~grown.measured_ms.isnan()).sum()) == 1
+    cal = grown.calibration
+    assert float(cal.measured_ms[j]) == pytest.approx(1.25) and float(
+        cal.measured_spread[j]
+    ) == pytest.approx(0.2)
+    assert int((~cal.measured_ms.isnan()).sum()) == 1
     with pytest.raises(ValueError, match="not a meta-braider checkpoint"):
         torch.save({"format": "x"}, tmp_path / "bad.pt")
         MetaBraider.load(tmp_path / "bad.pt")
@@ -116,3 +123,22 @@ def test_model_tokens_carry_the_tasks_affinity_to_each_domain():
     agent = MetaBraider(POOL)
     a, b = agent.encode(arith).model_states, agent.encode(prose).model_states
     assert not torch.allclose(a, b)  # the same pool reads differently for different tasks
+
+
+def test_an_agent_saved_with_calibration_buffers_still_loads(tmp_path):
+    """Agents saved before ``meta.calibration`` kept their margins in buffers of their state dict."""
+    agent = MetaBraider(POOL[:3])
+    agent.calibrated(agent.calibration.with_costs({7: [2.0, 3.0]}))
+    agent.save(tmp_path / "new.pt")
+    blob = torch.load(tmp_path / "new.pt", weights_only=False)
+    cal = blob.pop("calibration")
+    blob["state"] |= {
+        "measured_ms": torch.tensor(cal["measured_ms"]), "measured_spread": torch.tensor(cal["measured_spread"]),
+        "measured_margin": torch.tensor(cal["measured_margin"]), "latency_margin": torch.tensor(0.5),
+        "score_margin": torch.tensor([0.1, 0.3]),
+    }  # fmt: skip
+    blob["seen_types"] = ["code_completion"]
+    torch.save(blob, tmp_path / "old.pt")
+    old = MetaBraider.load(tmp_path / "old.pt").calibration
+    assert float(old.measured_ms[7]) == 3.0 and old.latency_margin == 0.5
+    assert old.score_margin == pytest.approx((0.1, 0.3)) and old.seen_types == ("code_completion",)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 
 import pytest
 import torch
 
 from meta import Infeasible, MetaBraider, MetaTask
+from meta.calibration import Calibration
 from meta.learn import Feedback, Observation, pretrain, scorer_loss
 from tests.meta.test_agent import POOL
 
@@ -58,7 +60,7 @@ def test_pretraining_on_records_picks_the_best_config_per_task_and_respects_cons
         d = agent(FACTS, latency_requirement=limit)
         true_ms = 1.0 + sum(m["parameters"] for m in POOL if m["name"] in d.members) / 1e5
         assert d.predicted_decode_ms <= limit and true_ms <= limit  # the calibrated margin keeps it true
-    seen, unseen = agent.score_margin.tolist()
+    seen, unseen = agent.calibration.score_margin
     assert seen >= 0.0 and unseen >= 0.0
     answered = 0
     for target in (0.2, 0.5, 0.7, 0.85):
@@ -129,19 +131,18 @@ def test_measured_costs_decide_latency_feasibility():
     pretrain(agent, obs, steps=30, lr=3e-3)
     i = agent.candidates.index_of(obs[0].decision)
     seen = [o.decode_ms for o in obs if agent.candidates.index_of(o.decision) == i]
-    assert float(agent.measured_ms[i]) == pytest.approx(max(seen))
-    assert float(agent.measured_spread[i]) == pytest.approx(math.log(max(seen) / min(seen)))
-    assert int((~agent.measured_ms.isnan()).sum()) == len(
-        {agent.candidates.index_of(o.decision) for o in obs}
-    )
-    agent.measured_ms.fill_(float("nan"))
-    agent.measured_ms[i] = 0.5  # one config measured much faster than anything predicted
-    agent.latency_margin.fill_(5.0)  # and predictions distrusted
-    agent.measured_margin.fill_(0.1)
-    agent.measured_spread.zero_()
+    cal = agent.calibration
+    assert float(cal.measured_ms[i]) == pytest.approx(max(seen))
+    assert float(cal.measured_spread[i]) == pytest.approx(math.log(max(seen) / min(seen)))
+    assert int((~cal.measured_ms.isnan()).sum()) == len({agent.candidates.index_of(o.decision) for o in obs})
+    # one config measured much faster than anything predicted, and predictions distrusted
+    fast = Calibration.empty(len(agent.candidates)).with_costs({i: [0.5]})
+    agent.calibrated(replace(fast, latency_margin=5.0, measured_margin=0.1))
     d = agent(obs[0].task, latency_requirement=0.6)
     assert agent.candidates.index_of(d) == i and d.predicted_decode_ms == pytest.approx(0.5)
-    agent.measured_spread[i] = 0.3  # its measurements varied by 1.35x across tasks: 0.5 ms may be 0.67
+    spread = fast.measured_spread.clone()
+    spread[i] = 0.3  # its measurements varied by 1.35x across tasks: 0.5 ms may be 0.67
+    agent.calibrated(replace(agent.calibration, measured_spread=spread))
     with pytest.raises(Infeasible):
         agent(obs[0].task, latency_requirement=0.6)
 
@@ -152,7 +153,7 @@ def test_an_unseen_task_type_is_anchored_on_the_model_that_serves_it(tmp_path):
     torch.manual_seed(0)
     agent = MetaBraider(POOL[:3], dim=32)
     pretrain(agent, synthetic_observations(agent, 400), steps=150, lr=3e-3)
-    assert agent.seen_types == ["code_completion", "fact_recall"] and agent.identity_dropout == 0.0
+    assert agent.seen_types == ["code_completion", "fact_recall"]
     prose = MetaTask(
         type="language_modeling", capabilities=("fluency",), description="continue english prose"
     )
