@@ -1,5 +1,6 @@
-"""``BraidingDecision``: what the meta-braider decides, convertible to a BraidConfig (and to the sweep's
-BraidChoice, so decisions and sweep records speak the same language); and the candidate grid it chooses from.
+"""``BraidingDecision``: what the meta-braider decides, a ``BraidSpec`` (so decisions, sweep records and the
+gateway's braid keys name a braid the same way) with its training and predictions; and the candidate grid
+it chooses from.
 """
 
 from __future__ import annotations
@@ -9,20 +10,17 @@ import math
 from collections.abc import Sequence
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
 from braid.config import BraidConfig
+from braid.spec import BraidSpec
 from meta.net import DecisionSpace
+from tune.space import BraidChoice, trial_config
 
 
-class BraidingDecision(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    members: tuple[str, ...] = Field(min_length=2)
-    anchor: str
-    strategy: str
-    fusion_points: int = Field(ge=1)
-    placement: str
-    fusion_dim: int = Field(ge=1)
+class BraidingDecision(BraidSpec):
+    """A braid (``BraidSpec``), how to train and sample it, and what the meta-braider predicted for it."""
+
     lr: float = Field(gt=0)
     steps: int = Field(ge=1)
     temperature: float = Field(ge=0)
@@ -30,34 +28,13 @@ class BraidingDecision(BaseModel):
     predicted_decode_ms: float | None = None
     predicted_memory_mb: float | None = None
 
-    @model_validator(mode="after")
-    def _anchor_is_member(self) -> BraidingDecision:
-        if self.anchor not in self.members:
-            raise ValueError(f"anchor {self.anchor!r} is not one of the members {list(self.members)}")
-        return self
-
-    def to_choice(self, anchor_depth: int):
+    def to_choice(self, anchor_depth: int) -> BraidChoice:
         """The sweep's BraidChoice (fusion layers placed on the anchor's depth)."""
-        from tune.space import BraidChoice, strategy_layers
-
-        return BraidChoice(
-            members=self.members, anchor=self.anchor, strategy=self.strategy, fusion_points=self.fusion_points,
-            placement=self.placement,
-            fusion_layers=tuple(strategy_layers(self.strategy, anchor_depth, self.fusion_points, self.placement)),
-            fusion_dim=self.fusion_dim, lr=self.lr, steps=self.steps, temperature=self.temperature,
-        )  # fmt: skip
+        return BraidChoice.from_trial(trial_config(self), anchor_depth)
 
     def to_braid_config(self, paths: dict[str, str]) -> BraidConfig:
         """A BraidConfig over the members' paths (``paths``: pool name -> model path or hub id)."""
-        from braid.config import probe_architecture
-
-        if missing := sorted(set(self.members) - set(paths)):
-            raise ValueError(f"no path for members {missing}; known: {sorted(paths)}")
-        choice = self.to_choice(probe_architecture(paths[self.anchor]).num_layers)
-        return BraidConfig(
-            model_configs=[paths[m] for m in choice.ordered_members()], anchor=0,
-            fusion_strategy=self.strategy, fusion_layers=list(choice.fusion_layers), fusion_dim=self.fusion_dim,
-        )  # fmt: skip
+        return self.to_config(paths)
 
 
 class Candidates:
@@ -126,6 +103,16 @@ class Candidates:
             fusion_points=s.fusion_points[pt], placement=s.placements[pl], fusion_dim=s.fusion_dims[fd],
             lr=lr, steps=s.steps[sp], temperature=temperature, **extra,
         )  # fmt: skip
+
+    def keys(self) -> frozenset[str]:
+        """The ``BraidSpec.key()`` of every braid structure on the grid (the gateway offers these)."""
+        s, out = self.space, set()
+        for (group, a), st, pt, pl, fd, _ in self.rows:
+            out.add(BraidSpec(
+                members=tuple(sorted(self.pool[g] for g in group)), anchor=self.pool[a], strategy=s.strategies[st],
+                fusion_points=s.fusion_points[pt], placement=s.placements[pl], fusion_dim=s.fusion_dims[fd],
+            ).key())  # fmt: skip
+        return frozenset(out)
 
     def index_of(self, decision: BraidingDecision) -> int:
         """The row of a decision's discrete choices (sweep records map onto the grid this way)."""

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from meta.agent import MetaBraider
 from meta.decision import BraidingDecision
+from tune.space import trial_config
 
 
 @dataclass
@@ -24,16 +25,6 @@ class Episode:
     decision: BraidingDecision
     performance: float
     metrics: dict[str, Any]
-
-
-def trial_config(decision: BraidingDecision) -> dict[str, Any]:
-    """The sweep's trial config for a decision (the same code then builds, trains and scores it)."""
-    return {
-        "braid": f"{decision.anchor}|{','.join(sorted(decision.members))}",
-        "strategy": decision.strategy, "fusion_points": decision.fusion_points, "placement": decision.placement,
-        "fusion_dim": decision.fusion_dim, "lr": decision.lr, "steps": decision.steps,
-        "temperature": decision.temperature,
-    }  # fmt: skip
 
 
 def measure(decision: BraidingDecision, task: Any, zoo: dict[str, str], seed: int = 0) -> dict[str, Any]:

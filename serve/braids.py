@@ -1,6 +1,6 @@
 """Braids by key, built on demand and cached: what the coordinator generates with.
 
-A key is either a pinned braid's name or a decision's structure (``anchor|a,b|strategy|points|placement|dim``),
+A key is either a pinned braid's name or a braid's ``BraidSpec.key()`` (``anchor|a,b|strategy|points|placement|dim``),
 so any process (a Serve replica) can build the braid from the key alone. A decided braid takes its fusion
 weights from the best sweep trial with the same structure when the records have one; otherwise it starts
 untrained, which by the identity-at-start rule is exactly its anchor.
@@ -21,6 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from braid.spec import BraidSpec
+
 DEFAULT = "default"
 
 
@@ -37,25 +39,6 @@ class Generated(BaseModel):
     text: str
     prompt_tokens: int
     completion_tokens: int
-
-
-def structure_key(anchor: str, members: Any, strategy: str, points: int, placement: str, dim: int) -> str:
-    return f"{anchor}|{','.join(sorted(members))}|{strategy}|{points}|{placement}|{dim}"
-
-
-def decision_key(decision: Any) -> str:
-    d = decision
-    return structure_key(d.anchor, d.members, d.strategy, d.fusion_points, d.placement, d.fusion_dim)
-
-
-def grid_keys(candidates: Any) -> frozenset[str]:
-    """The keys of every braid structure a meta-braider can decide (its ``Candidates``)."""
-    s, pool = candidates.space, candidates.pool
-    return frozenset(
-        structure_key(pool[a], [pool[g] for g in group], s.strategies[st], s.fusion_points[pt],
-                      s.placements[pl], s.fusion_dims[fd])
-        for (group, a), st, pt, pl, fd, _ in candidates.rows
-    )  # fmt: skip
 
 
 class BraidLimits(BaseModel):
@@ -76,21 +59,6 @@ class BraidPolicy(BaseModel):
     limits: BraidLimits = BraidLimits()
     max_builds: int = Field(1, ge=1, description="braids built at once; further builds wait")
     build_wait_s: float = Field(60.0, gt=0, description="how long a build waits for a slot before 503")
-
-
-def decision_from_key(key: str):
-    from meta.decision import BraidingDecision
-
-    try:
-        anchor, members, strategy, points, placement, dim = key.split("|")
-        return BraidingDecision(
-            members=tuple(members.split(",")), anchor=anchor, strategy=strategy, fusion_points=int(points),
-            placement=placement, fusion_dim=int(dim), lr=1e-3, steps=1, temperature=0.0,
-        )  # fmt: skip
-    except ValueError as e:
-        raise ValueError(
-            f"not a braid key (anchor|members|strategy|points|placement|dim): {key!r}: {e}"
-        ) from None
 
 
 class BraidFactory:
@@ -127,7 +95,7 @@ class BraidFactory:
                 f"braid key {key!r} is not offered by this server: name 'auto', a pinned braid, or a structure "
                 "from the meta-braider's grid (braid_policy.custom: true in serve.yaml opens others, within limits)"
             )
-        check_limits(decision_from_key(key), self.paths, self.policy.limits)
+        check_limits(BraidSpec.parse(key), self.paths, self.policy.limits)
 
     def build(self, key: str) -> tuple[Any, dict]:
         from braid import BraidedLLM
@@ -137,28 +105,28 @@ class BraidFactory:
             return self.default, {"source": "braided_model"}
         if key in self.pinned:
             return BraidedLLM.from_pretrained(self.pinned[key]).eval(), {"source": self.pinned[key]}
-        decision = decision_from_key(key)
-        braided = BraidedLLM(config=decision.to_braid_config(self.paths))
-        trial = self._trained(decision, list(braided.config.fusion_layers))
+        spec = BraidSpec.parse(key)
+        braided = BraidedLLM(config=spec.to_config(self.paths))
+        trial = self._trained(spec, list(braided.config.fusion_layers))
         if trial is not None:
             braided.load_fusion_layers(fusion_path(trial.checkpoint))
         return braided.eval(), {"source": "decision", "trained_by_trial": trial.trial_id if trial else None}
 
-    def _trained(self, decision: Any, layers: list[int]):
-        """The best-scoring sweep trial with this structure and a checkpoint on disk."""
+    def _trained(self, spec: BraidSpec, layers: list[int]):
+        """The best-scoring sweep trial with a checkpoint on disk that trained this braid: the same members,
+        anchor, strategy, width and fusion blocks (however its points and placement were written)."""
         from braid.checkpoint import has_fusion
 
-        same = [
-            r for r in self.records
-            if has_fusion(r.checkpoint)
-            and r.config.anchor == decision.anchor and set(r.config.members) == set(decision.members)
-            and r.config.strategy == decision.strategy and list(r.config.fusion_layers) == layers
-            and r.config.fusion_dim == decision.fusion_dim
-        ]  # fmt: skip
+        def trained_this(c: Any) -> bool:
+            return (c.anchor, set(c.members), c.strategy, c.fusion_dim, list(c.fusion_layers)) == (
+                spec.anchor, set(spec.members), spec.strategy, spec.fusion_dim, layers
+            )  # fmt: skip
+
+        same = [r for r in self.records if has_fusion(r.checkpoint) and trained_this(r.config)]
         return max(same, key=lambda r: r.metrics["score"], default=None)
 
 
-def check_limits(decision: Any, paths: dict[str, str], limits: BraidLimits) -> None:
+def check_limits(decision: BraidSpec, paths: dict[str, str], limits: BraidLimits) -> None:
     """ValueError naming the first limit a decided structure exceeds (or a member with no path)."""
     if missing := sorted(set(decision.members) - set(paths)):
         raise ValueError(f"no such members {missing}; known: {sorted(paths)}")

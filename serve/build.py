@@ -37,7 +37,7 @@ def build_coordinator(config: ServeConfig, braids: Any = None) -> Coordinator:
 def braid_factory(config: ServeConfig, meta: Any = None):
     """What builds braids by key: the pool's paths and decision grid (from the meta-braider checkpoint),
     pinned braids, records, and the operator's policy for client-named structures."""
-    from serve.braids import BraidFactory, grid_keys
+    from serve.braids import BraidFactory
 
     paths, grid = {}, frozenset()
     if meta is None and config.meta_braider:
@@ -47,7 +47,7 @@ def braid_factory(config: ServeConfig, meta: Any = None):
     else:
         agent = meta.agent if meta is not None else None
     if agent is not None:
-        paths, grid = agent.paths, grid_keys(agent.candidates)
+        paths, grid = agent.paths, agent.candidates.keys()
     records = []
     if config.records:
         from tune.records import load_records

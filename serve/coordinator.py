@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from serve.braids import DEFAULT, BraidFactory, GenParams, LocalBraids, decision_key, grid_keys
+from serve.braids import DEFAULT, BraidFactory, GenParams, LocalBraids
 from serve.planner import ModelPlanner, RulePlanner, ToolCall, supports_tool_calls
 from serve.prompt import build_prompt, infer_task
 
@@ -90,7 +90,7 @@ class Coordinator:
             OnlineMeta(meta_braider)
         )  # fmt: skip
         paths = getattr(self.meta.agent, "paths", {}) if self.meta else {}
-        grid = grid_keys(self.meta.agent.candidates) if self.meta else None
+        grid = self.meta.agent.candidates.keys() if self.meta else None
         self.braids = braids or LocalBraids(BraidFactory(paths, default=braided_model, grid=grid), cache_size)
         self.default_key = default_model or (
             DEFAULT if braided_model is not None or self.meta is None else "auto"
@@ -175,7 +175,7 @@ class Coordinator:
             raise UnknownModel(f"model 'auto' needs a meta-braider; available: {self.models()}")
         task_info = dict(task) if task else infer_task(query)
         decision, explanation = self.meta.decide(task_info, **constraints)
-        return decision_key(decision), decision, explanation, task_info
+        return decision.key(), decision, explanation, task_info
 
     def models(self) -> list[str]:
         names = ["auto"] if self.meta is not None else []

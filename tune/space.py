@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Placement = Literal["early", "spread", "late"]
+from braid.spec import BraidSpec, Placement, members_key, parse_members_key, strategy_layers
 
 
 class SearchSpace(BaseModel):
@@ -73,7 +73,7 @@ class SearchSpace(BaseModel):
         out = []
         for k in range(self.min_members, min(self.max_members, len(names)) + 1):
             for group in itertools.combinations(sorted(names), k):
-                out += [f"{a}|{','.join(group)}" for a in group if self.anchors is None or a in self.anchors]
+                out += [members_key(a, group) for a in group if self.anchors is None or a in self.anchors]
         if not out:
             raise ValueError("the search space allows no braid (check pool, member counts and anchors)")
         return out
@@ -100,66 +100,34 @@ class SearchSpace(BaseModel):
         }
 
 
-class BraidChoice(BaseModel):
-    """One sampled configuration, resolved against the pool: everything needed to build and train a braid."""
+class BraidChoice(BraidSpec):
+    """One sampled configuration, resolved against the pool: the braid (a ``BraidSpec``), the anchor blocks its
+    fusion points landed on, and how it is trained and sampled (``TrainSpec``'s fields)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    members: tuple[str, ...] = Field(min_length=2)
-    anchor: str
-    strategy: str
-    fusion_points: int = Field(ge=1)
-    placement: Placement
     fusion_layers: tuple[int, ...]
-    fusion_dim: int = Field(ge=1)
     lr: float = Field(gt=0)
     steps: int = Field(ge=1)
     temperature: float = Field(ge=0)
 
-    @model_validator(mode="after")
-    def _anchor_is_member(self) -> BraidChoice:
-        if self.anchor not in self.members:
-            raise ValueError(f"anchor {self.anchor!r} is not one of the members {list(self.members)}")
-        return self
-
     @classmethod
     def from_trial(cls, config: dict[str, Any], anchor_depth: int) -> BraidChoice:
-        anchor, members = config["braid"].split("|")
+        anchor, members = parse_members_key(config["braid"])
         return cls(
-            members=tuple(members.split(",")),
-            anchor=anchor,
-            strategy=config["strategy"],
-            fusion_points=config["fusion_points"],
+            members=members, anchor=anchor, strategy=config["strategy"], fusion_points=config["fusion_points"],
             placement=config["placement"],
             fusion_layers=tuple(
-                strategy_layers(
-                    config["strategy"], anchor_depth, config["fusion_points"], config["placement"]
-                )
+                strategy_layers(config["strategy"], anchor_depth, config["fusion_points"], config["placement"])
             ),
-            fusion_dim=config["fusion_dim"],
-            lr=config["lr"],
-            steps=config["steps"],
+            fusion_dim=config["fusion_dim"], lr=config["lr"], steps=config["steps"],
             temperature=config["temperature"],
-        )
-
-    def ordered_members(self) -> list[str]:
-        """Anchor first (BraidedLLM's anchor index 0), then the rest in name order."""
-        return [self.anchor, *(m for m in self.members if m != self.anchor)]
+        )  # fmt: skip
 
 
-def strategy_layers(strategy: str, depth: int, points: int, placement: str) -> list[int]:
-    """The anchor blocks a strategy fuses at: none for an output-level strategy alone."""
-    from braid.fusion import split_strategy
-
-    return [] if split_strategy(strategy)[0] is None else place_layers(depth, points, placement)
-
-
-def place_layers(depth: int, points: int, placement: str) -> list[int]:
-    """``points`` anchor blocks: the first ones, evenly spread ending at the last, or the last ones."""
-    from braid.config import default_fusion_layers
-
-    points = min(points, depth)
-    if placement == "early":
-        return list(range(points))
-    if placement == "late":
-        return list(range(depth - points, depth))
-    return default_fusion_layers(depth, points)
+def trial_config(c: Any) -> dict[str, Any]:
+    """The Tune trial config that samples a braid and its training (a ``BraidChoice``, or a meta-braider's
+    decision): ``BraidChoice.from_trial``'s inverse."""
+    return {
+        "braid": members_key(c.anchor, c.members), "strategy": c.strategy, "fusion_points": c.fusion_points,
+        "placement": c.placement, "fusion_dim": c.fusion_dim, "lr": c.lr, "steps": c.steps,
+        "temperature": c.temperature,
+    }  # fmt: skip

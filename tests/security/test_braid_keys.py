@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from serve.braids import BraidLimits, BraidPolicy, grid_keys
+from serve.braids import BraidLimits, BraidPolicy
 from tests.security.conftest import call
 
 HUGE = "prose-llama|arith-gpt2,prose-llama|learned_weighted|1|early|2097152"
@@ -27,7 +27,7 @@ def test_a_key_outside_the_grid_is_400_before_anything_is_built(server):
 
 
 def test_a_key_from_the_meta_braiders_grid_is_served(server):
-    key = sorted(grid_keys(server.coordinator.meta.agent.candidates))[0]
+    key = sorted(server.coordinator.meta.agent.candidates.keys())[0]
     r = chat(server, key)
     assert r.status_code == 200 and r.json()["model"] == key
 

@@ -3,7 +3,8 @@
 import pytest
 import yaml
 
-from tune.space import BraidChoice, SearchSpace, place_layers
+from braid.spec import place_layers
+from tune.space import BraidChoice, SearchSpace
 from tune.tasks import TaskSpec, TaskSuite, evaluate_task, task_data
 
 POOL = ["arith-gpt2", "code-qwen2", "facts-mistral", "prose-llama"]
