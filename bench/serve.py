@@ -93,7 +93,7 @@ def main(requests: int, tokens: int) -> tuple[list[list[str]], dict[str, float]]
         )
         serve.run(app_builder(colocated), name="colocated", route_prefix="/colocated")
         proxy = f"http://127.0.0.1:{config.port}"
-        with LocalServer(create_app(lambda: coord, config)) as srv:
+        with LocalServer(create_app(coord, config)) as srv:
             bases = {
                 "(b) HTTP API, uvicorn in-process": srv.url,
                 "(c) Ray Serve app": proxy,

@@ -24,11 +24,12 @@ from braid.alignment import Alignment
 from braid.config import BraidConfig, MemberConfig
 from braid.fusion.stack import build_fusion
 from braid.fusion.step import FusionHistory, FusionStep
-from braid.generation import SamplingParams, stream_text
+from braid.generation import stream_text
 from braid.lockstep import Lockstep
 from braid.model_wrapper import ModelWrapper
 from braid.readout import Readout
 from braid.runner import PLACEMENTS, MemberRunner, check_placement, resolve
+from braid.sampling import SamplingParams
 from braid.views import batch_views
 
 
@@ -67,10 +68,11 @@ class BraidedLLM(nn.Module):
     ):
         super().__init__()
         check_placement(placement)
-        if config is None:
-            config = _config_from_args(
-                model_configs, fusion_strategy, fusion_layers, anchor, fusion_dim, strategy_params, layer_map,
-                alignment,
+        if config is None:  # the seed's keyword form
+            config = BraidConfig(
+                model_configs=model_configs or [], fusion_strategy=fusion_strategy, fusion_layers=fusion_layers,
+                anchor=anchor, fusion_dim=fusion_dim, strategy_params=strategy_params or {}, layer_map=layer_map,
+                alignment=alignment,
             )  # fmt: skip
         self.config = config
         if runner is None:
@@ -258,29 +260,6 @@ class BraidedLLM(nn.Module):
         braided = cls(config=config, models=models, placement=placement, ray_placement=ray_placement)
         braided.load_fusion_layers(checkpoint.fusion_path(directory))
         return braided
-
-
-def _config_from_args(
-    model_configs: list[Any] | None = None,
-    fusion_strategy: str = "learned_weighted",
-    fusion_layers: list[int] | None = None,
-    anchor: int = 0,
-    fusion_dim: int = 256,
-    strategy_params: dict[str, Any] | None = None,
-    layer_map: dict[int, list[int]] | None = None,
-    alignment: str = "auto",
-    **_: Any,
-) -> BraidConfig:
-    return BraidConfig(
-        model_configs=model_configs or [],
-        fusion_strategy=fusion_strategy,
-        fusion_layers=fusion_layers,
-        anchor=anchor,
-        fusion_dim=fusion_dim,
-        strategy_params=strategy_params or {},
-        layer_map=layer_map,
-        alignment=alignment,
-    )
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -10,34 +10,17 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from braid.alignment import Alignment, last_at_or_before
 from braid.fusion.step import FusionHistory
 from braid.model_wrapper import ModelWrapper
 from braid.runner import BraidUnavailable, MemberLost
+from braid.sampling import SamplingParams
 from braid.tokenview import common_prefix, extend_visible, member_tokenize, visible_ends
 from braid.views import batch_views
 
 if TYPE_CHECKING:
     from braid.braided import BraidedLLM
-
-
-class SamplingParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    max_new_tokens: int = Field(default=200, ge=0)
-    temperature: float = Field(default=0.0, ge=0.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    top_k: int | None = Field(default=None, ge=1)
-    stop: list[str] = Field(default_factory=list)
-    seed: int | None = None
-
-    @field_validator("stop", mode="before")
-    @classmethod
-    def _stop_list(cls, v: Any) -> Any:
-        if v is None:
-            return []
-        return [v] if isinstance(v, str) else v
 
 
 PREFILL_BLOCK = 256  # prompt tokens per braided pass (see BraidSession.feed)

@@ -102,7 +102,8 @@ def generate(
     """Stream a continuation of PROMPT from a saved braid."""
     from braid.braided import BraidedLLM
     from braid.checkpoint import read_config
-    from braid.generation import SamplingParams, check_prompt
+    from braid.generation import check_prompt
+    from braid.sampling import SamplingParams
 
     try:
         read_config(braid_dir)

@@ -1,8 +1,8 @@
-"""The Ray actors of a braid: plain host classes, made remote by ``member_actor_class`` / ``braid_actor``.
+"""The Ray actors of a braid: plain host classes, made remote by ``member_actor_class`` / ``fusion_actor``.
 
 ``MemberHost`` loads one member and serves it over the exchange channel (``cluster.member``). The
 ``RayRunner`` of the braid that owns it starts it, replaces it when it is lost and kills it on close.
-``BraidHost`` is the fusion actor: a braid with ray placement held in an actor of its own, for a caller
+``FusionHost`` is the fusion actor: a braid with ray placement held in an actor of its own, for a caller
 that should not run the fusion itself (it belongs on another node, or on a GPU the caller lacks).
 """
 
@@ -55,7 +55,7 @@ def member_actor_class() -> Any:
     return ray.remote(MemberHost)
 
 
-class BraidHost:
+class FusionHost:
     """A braid (ray placement: its members in actors of their own) whose fusion runs in this actor."""
 
     def __init__(self, config_json: str, placement_json: str):
@@ -86,9 +86,9 @@ class BraidHost:
         self.braid.close()
 
 
-def braid_actor(config: BraidConfig, placement: RayPlacement | None = None, **options: Any) -> Any:
-    """A ``BraidHost`` actor (``options``: Ray actor options, e.g. a scheduling strategy for its node)."""
+def fusion_actor(config: BraidConfig, placement: RayPlacement | None = None, **options: Any) -> Any:
+    """A ``FusionHost`` actor (``options``: Ray actor options, e.g. a scheduling strategy for its node)."""
     import ray
 
-    host = ray.remote(max_restarts=0)(BraidHost).options(**options)
+    host = ray.remote(max_restarts=0)(FusionHost).options(**options)
     return host.remote(config.model_dump_json(), (placement or RayPlacement()).model_dump_json())

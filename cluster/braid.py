@@ -3,7 +3,7 @@
 ``BraidedLLM(..., placement="ray")`` calls ``ray_members``: one placement group (a bundle per member), one
 ``MemberHost`` actor per bundle, and a ``RayRunner`` (a ``ChannelRunner`` that also owns the actors, so it
 can replace one that dies). The result is a plain ``BraidedLLM``: its fusion modules and generation loop run
-in the process that built it (the driver, a Serve replica, a Ray Train worker, or a ``BraidHost`` actor of
+in the process that built it (the driver, a Serve replica, a Ray Train worker, or a ``FusionHost`` actor of
 its own), and hidden states cross the channels, never Ray's object store. No Ray call is made per request.
 """
 

@@ -1,6 +1,6 @@
 """How a braid's members are placed on a Ray cluster: one placement group, one bundle per member. (The
 fusion runs in the process that owns the braid, which Ray already placed: a Serve replica, a Train worker,
-a ``BraidHost`` actor, or the driver.)
+a ``FusionHost`` actor, or the driver.)
 
 CPUs left unset are the cluster's shared evenly (at most one each), one share left for the process that
 owns the braid: on a 2-CPU machine a 2-member braid takes 0.66 CPU per bundle instead of waiting for a CPU

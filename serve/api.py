@@ -10,7 +10,7 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,6 +33,10 @@ from serve.schemas import (
     ModelCard,
     ModelList,
 )  # fmt: skip
+
+if TYPE_CHECKING:
+    from serve.coordinator import Coordinator
+    from serve.protocols import Memory
 
 OPEN_PATHS = {"/healthz", "/openapi.json"}
 ERRORS = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error", 409: "conflict",
@@ -67,11 +71,11 @@ def _status_of(e: Exception) -> int:
     return 500
 
 
-def create_app(coordinator: Callable[[], Any], config: ServeConfig) -> FastAPI:
-    """``coordinator``: returns the Coordinator (looked up per request, so a Serve replica can set it late)."""
+def create_app(coordinator: Coordinator, config: ServeConfig) -> FastAPI:
+    """The HTTP app over ``coordinator``, which it holds (``app.state.coordinator``)."""
     app = FastAPI(title="llm-braid", version="0.1", description=__doc__, responses=RESPONSES)
     metrics = Metrics()
-    app.state.metrics = metrics
+    app.state.metrics, app.state.coordinator = metrics, coordinator
     _install_guards(app, config, metrics)
 
     async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -84,7 +88,7 @@ def create_app(coordinator: Callable[[], Any], config: ServeConfig) -> FastAPI:
     @app.post("/v1/chat/completions", response_model=ChatCompletion)
     async def chat_completions(body: ChatRequest, request: Request):
         kwargs = {**_run_kwargs(body, config), "owner": owner_of(request, body.user)}
-        coord = coordinator()
+        coord = app.state.coordinator
         if body.stream:
             turn = await call(coord.prepare, **kwargs)
             return StreamingResponse(_sse(coord, turn, body, call), media_type="text/event-stream")
@@ -94,7 +98,7 @@ def create_app(coordinator: Callable[[], Any], config: ServeConfig) -> FastAPI:
     @app.get("/v1/models", response_model=ModelList)
     async def models():
         now = int(time.time())
-        return ModelList(data=[ModelCard(id=m, created=now) for m in coordinator().models()])
+        return ModelList(data=[ModelCard(id=m, created=now) for m in app.state.coordinator.models()])
 
     @app.post("/v1/braid/decide", response_model=DecideResponse)
     async def decide(body: DecideRequest):
@@ -103,21 +107,20 @@ def create_app(coordinator: Callable[[], Any], config: ServeConfig) -> FastAPI:
         task = body.task.model_dump() if body.task else None
         limits = body.constraints.model_dump(exclude_none=True) if body.constraints else {}
         key, decision, explanation, task = await call(
-            coordinator().decide, body.query or "", "auto", task, limits
+            app.state.coordinator.decide, body.query or "", "auto", task, limits
         )
         return DecideResponse(model=key, decision=decision.model_dump(), explanation=explanation, task=task)
 
     @app.post("/v1/feedback", response_model=FeedbackResponse)
     async def feedback(body: FeedbackRequest, request: Request):
         owner = owner_of(request, body.user)
-        out = await call(coordinator().feedback, body.response_id, body.rating, body.comment, owner)
+        out = await call(app.state.coordinator.feedback, body.response_id, body.rating, body.comment, owner)
         return FeedbackResponse(**{k: out.get(k) for k in FeedbackResponse.model_fields})
 
-    _conversation_routes(app, coordinator, call)
+    _conversation_routes(app, call)
 
     @app.get("/healthz")
     async def healthz():
-        coordinator()  # raises while the gateway is still starting
         return {"status": "ok"}  # open without a key: says nothing else (model names are behind the key)
 
     @app.get("/metrics", response_class=PlainTextResponse)
@@ -127,9 +130,9 @@ def create_app(coordinator: Callable[[], Any], config: ServeConfig) -> FastAPI:
     return app
 
 
-def _conversation_routes(app: FastAPI, coordinator: Callable[[], Any], call: Callable) -> None:
-    def memory() -> Any:
-        mem = coordinator().memory
+def _conversation_routes(app: FastAPI, call: Callable) -> None:
+    def memory() -> Memory:
+        mem = app.state.coordinator.memory
         if mem is None:
             raise LookupError("memory is disabled on this server")
         return mem

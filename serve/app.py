@@ -14,24 +14,17 @@ fewer, autoscaled with the braid settings). ``serve run serve.yaml`` / ``serve d
 import asyncio
 import logging
 import os
-import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ray import serve
 from ray.serve import Application
 
-from serve.braids import Generated, GenParams
+from braid.sampling import SamplingParams
+from serve.braids import Generated
 from serve.config import ServeConfig
 
 log = logging.getLogger(__name__)
-_STATE: dict[str, Any] = {}  # this process's Coordinator, set by the Gateway replica's __init__
-
-
-def _coordinator() -> Any:
-    if "coordinator" not in _STATE:
-        raise LookupError("the gateway is still starting")
-    return _STATE["coordinator"]
 
 
 class BraidHost:
@@ -54,12 +47,12 @@ class BraidHost:
 
     async def generate(self, prompt: str, params: dict) -> dict:
         key = await self.load(serve.get_multiplexed_model_id())
-        out = await asyncio.to_thread(self.braids.generate, key, prompt, GenParams(**params))
+        out = await asyncio.to_thread(self.braids.generate, key, prompt, SamplingParams(**params))
         return out.model_dump()
 
     async def stream(self, prompt: str, params: dict) -> AsyncIterator[str]:
         key = await self.load(serve.get_multiplexed_model_id())
-        pieces = self.braids.stream(key, prompt, GenParams(**params))
+        pieces = self.braids.stream(key, prompt, SamplingParams(**params))
         done = object()
         while (piece := await asyncio.to_thread(next, pieces, done)) is not done:
             yield piece
@@ -70,51 +63,61 @@ class ServeBraids:
 
     def __init__(self, handle: Any, pinned: dict[str, str], checker: Any = None):
         self.handle, self.pinned, self.checker = handle, pinned, checker
-        self.factory = self  # Coordinator.models() lists factory.pinned
-        self._lock = threading.Lock()
 
     def known(self, key: str) -> bool:
         return key in self.pinned or "|" in key
+
+    def pinned_names(self) -> list[str]:
+        return sorted(self.pinned)
+
+    def planner_context(self, key: str) -> None:
+        return None  # the braid is in a BraidHost replica: the tool planner follows its rules
 
     def check(self, key: str) -> None:
         """The gateway checks client-named structures (``BraidFactory.check``) before a replica builds one."""
         if self.checker is not None:
             self.checker.check(key)
 
-    def generate(self, key: str, prompt: str, params: GenParams) -> Generated:
+    def generate(self, key: str, prompt: str, params: SamplingParams) -> Generated:
         response = self.handle.options(multiplexed_model_id=key).generate.remote(prompt, params.model_dump())
         return Generated(**response.result())
 
-    def stream(self, key: str, prompt: str, params: GenParams) -> Iterator[str]:
+    def stream(self, key: str, prompt: str, params: SamplingParams) -> Iterator[str]:
         handle = self.handle.options(multiplexed_model_id=key, stream=True)
         yield from handle.stream.remote(prompt, params.model_dump())
 
 
 class Gateway:
     """The ingress replica: the Coordinator, with braids behind a BraidHost handle, or in this process when
-    ``deployment.colocate`` (no BraidHost)."""
+    ``deployment.colocate`` (no BraidHost). Serve asks it for its HTTP app once it is built
+    (``__serve_build_asgi_app__``), so the app holds this replica's coordinator."""
 
     def __init__(self, config: ServeConfig, braid_host: Any = None):
         from serve.build import build_coordinator
 
+        self.config = config
         if braid_host is None:
             import torch
 
             torch.set_num_threads(max(1, int(config.deployment.replica_cpus)))
-            _STATE["coordinator"] = build_coordinator(config)
+            self.coordinator = build_coordinator(config)
         else:
             from serve.build import braid_factory
 
             braids = ServeBraids(braid_host, dict(config.braids))
-            coordinator = build_coordinator(config, braids)
-            braids.checker = braid_factory(config, coordinator.meta)  # the agent already loaded, its grid
-            _STATE["coordinator"] = coordinator
+            self.coordinator = build_coordinator(config, braids)
+            braids.checker = braid_factory(
+                config, self.coordinator.meta
+            )  # the agent already loaded, its grid
+
+    def __serve_build_asgi_app__(self) -> Any:
+        from serve.api import create_app
+
+        return create_app(self.coordinator, self.config)
 
 
 def app_builder(args: ServeConfig) -> Application:
     """The application for a ServeConfig (typed: ``serve run`` validates the YAML's args against it)."""
-    from serve.api import create_app
-
     d = args.deployment
     braid_replicas = dict(
         ray_actor_options={"num_cpus": d.replica_cpus, "num_gpus": d.replica_gpus},
@@ -129,7 +132,7 @@ def app_builder(args: ServeConfig) -> Application:
         },  # fmt: skip
         max_ongoing_requests=d.max_ongoing_requests,
     )
-    ingress = serve.ingress(create_app(_coordinator, args))(Gateway)
+    ingress = serve.ingress()(Gateway)
     if d.colocate:
         return serve.deployment(ingress, name="Gateway", **braid_replicas).bind(args)
     host = serve.deployment(BraidHost, name="BraidHost", **braid_replicas)

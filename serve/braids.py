@@ -21,18 +21,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from braid.sampling import SamplingParams
 from braid.spec import BraidSpec
 
 DEFAULT = "default"
-
-
-class GenParams(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    max_new_tokens: int = Field(64, ge=1)
-    temperature: float = Field(0.0, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
 
 
 class Generated(BaseModel):
@@ -179,6 +171,9 @@ class LocalBraids:
     def known(self, key: str) -> bool:
         return self.factory.known(key)
 
+    def pinned_names(self) -> list[str]:
+        return sorted(self.factory.pinned)
+
     def check(self, key: str) -> None:
         self.factory.check(key)
 
@@ -216,12 +211,12 @@ class LocalBraids:
     def info(self, key: str) -> dict:
         return self.get(key).info
 
-    def generate(self, key: str, prompt: str, params: GenParams) -> Generated:
+    def generate(self, key: str, prompt: str, params: SamplingParams) -> Generated:
         slot = self.get(key)
         with slot.lock:
             return slot.run(generate, slot.braided, prompt, params)
 
-    def stream(self, key: str, prompt: str, params: GenParams) -> Iterator[str]:
+    def stream(self, key: str, prompt: str, params: SamplingParams) -> Iterator[str]:
         slot, done = self.get(key), object()
         with slot.lock:
             pieces = slot.run(stream, slot.braided, prompt, params)
@@ -249,17 +244,14 @@ class _Slot:
         return self._thread.submit(fn, *args).result()
 
 
-def stream(braided: Any, prompt: str, params: GenParams) -> Iterator[str]:
+def stream(braided: Any, prompt: str, params: SamplingParams) -> Iterator[str]:
     from serve.prompt import fit_prompt
 
     prompt = fit_prompt(braided, prompt, params.max_new_tokens)
-    yield from braided.generate(
-        prompt, max_new_tokens=params.max_new_tokens, temperature=params.temperature, top_p=params.top_p,
-        stop=list(params.stop) or None, stream=True, seed=params.seed,
-    )  # fmt: skip
+    yield from braided.generate(prompt, stream=True, **params.model_dump())
 
 
-def generate(braided: Any, prompt: str, params: GenParams) -> Generated:
+def generate(braided: Any, prompt: str, params: SamplingParams) -> Generated:
     from serve.prompt import fit_prompt
 
     text = "".join(stream(braided, prompt, params))

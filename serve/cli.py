@@ -87,5 +87,5 @@ def _serve_here(cfg) -> None:
     console.print(
         f"serving on http://{cfg.host}:{cfg.port}/v1 (uvicorn in this process; Ctrl-C stops)", soft_wrap=True
     )
-    uvicorn.run(create_app(lambda: coordinator, cfg), host=cfg.host, port=cfg.port, log_level="warning",
+    uvicorn.run(create_app(coordinator, cfg), host=cfg.host, port=cfg.port, log_level="warning",
                 http=header_deadline_protocol())  # fmt: skip

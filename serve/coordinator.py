@@ -13,13 +13,22 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from serve.braids import DEFAULT, BraidFactory, GenParams, LocalBraids
+from braid.sampling import SamplingParams
+from serve.braids import DEFAULT, BraidFactory, LocalBraids
+from serve.online import OnlineMeta
 from serve.planner import ModelPlanner, RulePlanner, ToolCall, supports_tool_calls
 from serve.prompt import build_prompt, infer_task
+from serve.protocols import BraidSource, Memory, ResponseLog, Tools
+
+if TYPE_CHECKING:
+    from braid.braided import BraidedLLM
+    from meta.agent import MetaBraider
+
+DEFAULT_MAX_NEW_TOKENS = 64  # a turn's length when the request names none
 
 
 class UnknownModel(ValueError):
@@ -51,7 +60,7 @@ class Turn:
     query: str
     key: str
     prompt: str
-    params: GenParams
+    params: SamplingParams
     response_id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex[:24]}")
     decision: Any = None
     explanation: str | None = None
@@ -65,23 +74,25 @@ class Turn:
 
 
 class Coordinator:
+    """``Coordinator(braided_model, memory_manager, tool_executor, meta_braider)`` as the seed writes it;
+    ``braids`` (a ``BraidSource``) replaces the in-process braid cache, ``responses`` logs answers for
+    feedback."""
+
     def __init__(
         self,
-        braided_model: Any = None,
-        memory_manager: Any = None,
-        tool_executor: Any = None,
-        meta_braider: Any = None,
+        braided_model: BraidedLLM | None = None,
+        memory_manager: Memory | None = None,
+        tool_executor: Tools | None = None,
+        meta_braider: MetaBraider | OnlineMeta | None = None,
         *,
-        braids: Any = None,
-        responses: Any = None,
+        braids: BraidSource | None = None,
+        responses: ResponseLog | None = None,
         planner: str = "auto",
         history_turns: int = 6,
         recall_k: int = 3,
         cache_size: int = 2,
         default_model: str | None = None,
     ):
-        from serve.online import OnlineMeta
-
         if braided_model is None and meta_braider is None and braids is None:
             raise ValueError("Coordinator needs a braided_model, a meta_braider, or braids to generate with")
         if planner not in ("auto", "rules", "model"):
@@ -89,9 +100,11 @@ class Coordinator:
         self.meta = meta_braider if isinstance(meta_braider, OnlineMeta) or meta_braider is None else (
             OnlineMeta(meta_braider)
         )  # fmt: skip
-        paths = getattr(self.meta.agent, "paths", {}) if self.meta else {}
+        paths = self.meta.agent.paths if self.meta else {}
         grid = self.meta.agent.candidates.keys() if self.meta else None
-        self.braids = braids or LocalBraids(BraidFactory(paths, default=braided_model, grid=grid), cache_size)
+        self.braids: BraidSource = braids or LocalBraids(
+            BraidFactory(paths, default=braided_model, grid=grid), cache_size
+        )
         self.default_key = default_model or (
             DEFAULT if braided_model is not None or self.meta is None else "auto"
         )
@@ -141,7 +154,7 @@ class Coordinator:
             raise ValueError("query is empty")
         start = time.perf_counter()
         key, decision, explanation, task_info = self.decide(query, model, task, constraints or {})
-        turn = Turn(query, key, "", GenParams(**_generation(generation, decision)), decision=decision,
+        turn = Turn(query, key, "", SamplingParams(**_generation(generation, decision)), decision=decision,
                     explanation=explanation, task=task_info, started=start, owner=owner)  # fmt: skip
         turn.timings["decide"] = _ms(start)
         recent, documents = list(history or []), []
@@ -180,7 +193,7 @@ class Coordinator:
     def models(self) -> list[str]:
         names = ["auto"] if self.meta is not None else []
         names += [DEFAULT] if self.default_key == DEFAULT else []
-        return names + sorted(getattr(getattr(self.braids, "factory", None), "pinned", {}) or {})
+        return names + sorted(self.braids.pinned_names())
 
     def _conversation(self, conversation_id: str | None) -> str:
         # creating is idempotent on the id: an existing conversation is kept as it is
@@ -195,11 +208,11 @@ class Coordinator:
         return hits, docs
 
     def _plan(self, query: str, key: str) -> list[ToolCall]:
-        use_model = self.planner == "model"
-        if self.planner == "auto" and hasattr(self.braids, "planner_context"):
-            use_model = supports_tool_calls(self.braids.planner_context(key)[0])
-        if use_model:
-            tokenizer, generate = self.braids.planner_context(key)
+        context = self.braids.planner_context(key) if self.planner != "rules" else None
+        if self.planner == "model" and context is None:
+            raise ValueError("planner 'model' needs the braids in this process (deployment.colocate)")
+        if context is not None and (self.planner == "model" or supports_tool_calls(context[0])):
+            tokenizer, generate = context
             return ModelPlanner().run(query, self.tools, tokenizer=tokenizer, generate=generate)
         return RulePlanner().run(query, self.tools)
 
@@ -272,11 +285,9 @@ def _generation(options: dict, decision: Any) -> dict:
     allowed = {"max_new_tokens", "temperature", "top_p", "stop", "seed"}
     if unknown := sorted(set(options) - allowed):
         raise TypeError(f"unknown options {unknown}; valid: {sorted(allowed | {'model', 'task', 'history'})}")
-    out = {k: v for k, v in options.items() if v is not None}
+    out = {"max_new_tokens": DEFAULT_MAX_NEW_TOKENS, **{k: v for k, v in options.items() if v is not None}}
     if "temperature" not in out:  # the request's own temperature wins; else the decided one
         out["temperature"] = decision.temperature if decision is not None else 0.0
-    if isinstance(out.get("stop"), str):
-        out["stop"] = (out["stop"],)
     return out
 
 

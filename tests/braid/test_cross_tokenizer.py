@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from braid import BraidedLLM, ModelWrapper
-from braid.generation import BraidSession, SamplingParams, generate_tokens
+from braid.generation import BraidSession, generate_tokens
+from braid.sampling import SamplingParams
 from braid.tokenview import member_tokenize
 from tests.conftest import randomize_fusion
 

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from braid import BraidedLLM
-from braid.generation import SamplingParams, _holdback, generate_tokens, sample_next, text_pieces
+from braid.generation import _holdback, generate_tokens, sample_next, text_pieces
+from braid.sampling import SamplingParams
 from tests.conftest import randomize_fusion
 
 

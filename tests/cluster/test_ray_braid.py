@@ -101,12 +101,12 @@ def test_the_default_placement_fits_a_two_cpu_machine(ray_local, trio):
 
 
 def test_the_fusion_actor_holds_a_ray_braid_and_streams_its_text(ray_local, trio, tmp_path):
-    """``BraidHost``: the fusion in an actor of its own (DESIGN's layout), members in theirs."""
-    from cluster.actors import braid_actor
+    """``FusionHost``: the fusion in an actor of its own (DESIGN's layout), members in theirs."""
+    from cluster.actors import fusion_actor
 
     local, remote = local_and_ray(trio, "attention", tmp_path)
     remote.close()
-    host = braid_actor(local.config, SMALL, num_cpus=0.25)
+    host = fusion_actor(local.config, SMALL, num_cpus=0.25)
     try:
         ray_local.get(host.load_fusion.remote((tmp_path / "attention" / "fusion.safetensors").read_bytes()))
         nodes = ray_local.get(host.nodes.remote())

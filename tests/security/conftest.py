@@ -22,7 +22,7 @@ def server(meta_checkpoint, pages, tmp_path_factory):
         tools=ToolsConfig(fetch=FetchSettings(allow=("127.0.0.1/32",), timeout_s=3.0)), max_tokens_limit=8,
     )  # fmt: skip
     coord = build_coordinator(config)
-    with LocalServer(create_app(lambda: coord, config)) as srv:
+    with LocalServer(create_app(coord, config)) as srv:
         srv.coordinator = coord
         yield srv
 

@@ -33,7 +33,7 @@ def test_incomplete_headers_are_answered_and_closed(meta_checkpoint, tmp_path):
         meta_braider=str(meta_checkpoint), data_dir=str(tmp_path), api_key=KEY, use_tools=False
     )
     coord = build_coordinator(config)
-    with LocalServer(create_app(lambda: coord, config), header_timeout_s=1.0) as srv:
+    with LocalServer(create_app(coord, config), header_timeout_s=1.0) as srv:
         host, port = srv.url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as conn:
             conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")

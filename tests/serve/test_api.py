@@ -26,7 +26,7 @@ def server(meta_checkpoint, pages, tmp_path_factory):
         max_request_bytes=20_000,
     )  # fmt: skip
     coord = build_coordinator(config)
-    with LocalServer(create_app(lambda: coord, config)) as srv:
+    with LocalServer(create_app(coord, config)) as srv:
         yield srv
 
 
@@ -142,7 +142,7 @@ def test_schemathesis_finds_no_server_errors_and_no_hangs(meta_checkpoint, tmp_p
     config = ServeConfig(meta_braider=str(meta_checkpoint), data_dir=str(tmp_path), api_key=None,
                          use_tools=False, max_tokens_limit=4, request_timeout_s=30)  # fmt: skip
     coord = build_coordinator(config)
-    app = create_app(lambda: coord, config)
+    app = create_app(coord, config)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 9

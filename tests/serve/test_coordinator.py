@@ -133,7 +133,8 @@ def test_feedback_errors(serve_config):
 def test_braids_evicted_mid_generation_finish_and_concurrent_streams_do_not_mix(tiny_zoo):
     import threading
 
-    from serve.braids import BraidFactory, GenParams, LocalBraids
+    from braid.sampling import SamplingParams
+    from serve.braids import BraidFactory, LocalBraids
 
     _, paths = tiny_zoo
     braids = LocalBraids(BraidFactory(paths), capacity=1)
@@ -141,7 +142,7 @@ def test_braids_evicted_mid_generation_finish_and_concurrent_streams_do_not_mix(
         "prose-llama|code-qwen2,prose-llama|router|1|late|8",
         "code-qwen2|arith-gpt2,code-qwen2|attention|1|early|8",
     )
-    params = GenParams(max_new_tokens=12)
+    params = SamplingParams(max_new_tokens=12)
     alone = braids.generate(a, "The river", params).text
     results: dict[str, str] = {}
 
