@@ -10,20 +10,17 @@ import math
 from collections.abc import Sequence
 
 import torch
-from pydantic import Field
 
 from braid.config import BraidConfig
-from braid.spec import BraidSpec
+from braid.spec import BraidSpec, TrainSpec
 from meta.net import DecisionSpace
 from tune.space import BraidChoice, trial_config
 
 
-class BraidingDecision(BraidSpec):
-    """A braid (``BraidSpec``), how to train and sample it, and what the meta-braider predicted for it."""
+class BraidingDecision(TrainSpec, BraidSpec):  # fields: the braid's, then its training's
+    """A braid (``BraidSpec``), how to train and sample it (``TrainSpec``), and what the meta-braider
+    predicted for it."""
 
-    lr: float = Field(gt=0)
-    steps: int = Field(ge=1)
-    temperature: float = Field(ge=0)
     predicted_score: float | None = None
     predicted_decode_ms: float | None = None
     predicted_memory_mb: float | None = None

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from braid.spec import BraidSpec, Placement, members_key, parse_members_key, strategy_layers
+from braid.spec import BraidSpec, Placement, TrainSpec, members_key, parse_members_key, strategy_layers
 
 
 class SearchSpace(BaseModel):
@@ -100,14 +100,11 @@ class SearchSpace(BaseModel):
         }
 
 
-class BraidChoice(BraidSpec):
-    """One sampled configuration, resolved against the pool: the braid (a ``BraidSpec``), the anchor blocks its
-    fusion points landed on, and how it is trained and sampled (``TrainSpec``'s fields)."""
+class BraidChoice(TrainSpec, BraidSpec):  # fields: the braid's, then its training's
+    """One sampled configuration, resolved against the pool: the braid (a ``BraidSpec``), how it is trained
+    and sampled (a ``TrainSpec``), and the anchor blocks its fusion points landed on."""
 
     fusion_layers: tuple[int, ...]
-    lr: float = Field(gt=0)
-    steps: int = Field(ge=1)
-    temperature: float = Field(ge=0)
 
     @classmethod
     def from_trial(cls, config: dict[str, Any], anchor_depth: int) -> BraidChoice:
