@@ -11,7 +11,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,32 @@ def init_schema(target: Any) -> None:
     manager.store.init_schema(manager.embedder.dim)
 
 
+def _sqlite(data_dir: str | Path | None) -> Any:
+    from memory.sqlite_store import SQLiteStore
+
+    return SQLiteStore(Path(data_dir or default_data_dir()) / "memory.sqlite")
+
+
+def _neo4j(data_dir: str | Path | None) -> Any:
+    from memory.neo4j_store import Neo4jClient  # the neo4j driver: an optional dependency
+
+    return Neo4jClient()
+
+
+# Store backends by the name ``MemoryManager(backend=...)`` takes; each opens its store (one file each:
+# memory/sqlite_store.py, memory/neo4j_store.py) from the data dir or the NEO4J_* environment.
+STORE_BACKENDS: dict[str, Callable[[str | Path | None], Any]] = {"sqlite": _sqlite, "neo4j": _neo4j}
+
+
+def open_store(backend: str, data_dir: str | Path | None = None) -> Any:
+    if backend not in STORE_BACKENDS:
+        raise ValueError(f"unknown memory backend {backend!r}; valid: {', '.join(sorted(STORE_BACKENDS))}")
+    return STORE_BACKENDS[backend](data_dir)
+
+
 class MemoryManager:
-    """``MemoryManager(client)``: a Neo4jClient or a store; with none, Neo4j if NEO4J_URI is set, else the
-    embedded SQLite store under the data dir."""
+    """``MemoryManager(client)``: a Neo4jClient or a store; with none, the ``backend`` named (default: neo4j
+    when NEO4J_URI is set, else the embedded SQLite store under the data dir)."""
 
     def __init__(
         self,
@@ -55,20 +78,15 @@ class MemoryManager:
         *,
         embedder: Embedder | str | None = None,
         data_dir: str | Path | None = None,
+        backend: str | None = None,
     ):
-        from memory.sqlite_store import SQLiteStore
-
         self.embedder = (
             get_embedder(embedder or os.environ.get("BRAID_EMBEDDER", "minilm"))
             if not hasattr(embedder, "embed")
             else embedder
         )
-        if client is None and os.environ.get("NEO4J_URI"):
-            from memory.neo4j_store import Neo4jClient
-
-            client = Neo4jClient()
         if client is None:
-            client = SQLiteStore(Path(data_dir or default_data_dir()) / "memory.sqlite")
+            client = open_store(backend or ("neo4j" if os.environ.get("NEO4J_URI") else "sqlite"), data_dir)
         self.store: MemoryStore = getattr(client, "store", client)
         self.store.init_schema(self.embedder.dim)
 

@@ -47,3 +47,15 @@ def test_recall_at_3(minilm_manager, kind):
         hits = search(query, top_k=3)
         found += any(h["text"] == text for h in hits)
     assert found / len(MESSAGES) >= 0.9
+
+
+def test_store_backends_are_a_registry(tmp_path, monkeypatch):
+    from memory.manager import STORE_BACKENDS, MemoryManager
+    from memory.sqlite_store import SQLiteStore
+
+    monkeypatch.delenv("NEO4J_URI", raising=False)
+    manager = MemoryManager(embedder="hashing", data_dir=tmp_path)  # no NEO4J_URI: the embedded store
+    assert isinstance(manager.store, SQLiteStore) and (tmp_path / "memory.sqlite").exists()
+    assert set(STORE_BACKENDS) == {"sqlite", "neo4j"}
+    with pytest.raises(ValueError, match="unknown memory backend 'redis'; valid: neo4j, sqlite"):
+        MemoryManager(embedder="hashing", data_dir=tmp_path, backend="redis")
