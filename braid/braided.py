@@ -26,7 +26,7 @@ from braid.fusion.stack import build_fusion
 from braid.fusion.step import FusionHistory, FusionStep
 from braid.generation import stream_text
 from braid.lockstep import Lockstep
-from braid.model_wrapper import ModelWrapper
+from braid.model_wrapper import Member, ModelWrapper
 from braid.readout import Readout
 from braid.runner import PLACEMENTS, MemberRunner, check_placement, resolve
 from braid.sampling import SamplingParams
@@ -61,7 +61,7 @@ class BraidedLLM(nn.Module):
         alignment: str = "auto",
         *,
         config: BraidConfig | None = None,
-        models: list[ModelWrapper] | None = None,
+        models: list[Member] | None = None,
         runner: MemberRunner | None = None,
         placement: str = "local",
         ray_placement: Any = None,
@@ -116,7 +116,7 @@ class BraidedLLM(nn.Module):
 
     # -- structure ----------------------------------------------------------------------------------------
     @property
-    def anchor_model(self) -> ModelWrapper:
+    def anchor_model(self) -> Member:
         return self.models[self.config.anchor]
 
     @property
@@ -252,7 +252,7 @@ class BraidedLLM(nn.Module):
     def from_pretrained(
         cls,
         directory: str | Path,
-        models: list[ModelWrapper] | None = None,
+        models: list[Member] | None = None,
         placement: str = "local",
         ray_placement: Any = None,
     ) -> BraidedLLM:
@@ -269,7 +269,7 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(shift_logits, shift_labels, ignore_index=-100)
 
 
-def _check_models_match(config: BraidConfig, models: list[ModelWrapper]) -> None:
+def _check_models_match(config: BraidConfig, models: list[Member]) -> None:
     if len(models) != len(config.model_configs):
         raise ValueError(f"{len(models)} models given for {len(config.model_configs)} model_configs")
     for i, (arch, model) in enumerate(zip(config.archs, models, strict=True)):

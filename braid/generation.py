@@ -13,7 +13,7 @@ import torch
 
 from braid.alignment import Alignment, last_at_or_before
 from braid.fusion.step import FusionHistory
-from braid.model_wrapper import ModelWrapper
+from braid.model_wrapper import Member
 from braid.runner import BraidUnavailable, MemberLost
 from braid.sampling import SamplingParams
 from braid.tokenview import common_prefix, extend_visible, member_tokenize, visible_ends
@@ -97,7 +97,7 @@ class BraidSession:
         logits = self._run(inputs, alignment, self.anchor_ends)
         for m in self.cross:
             tree = trees[m][0]
-            ModelWrapper.crop_cache(self.caches[m], tree.num_final)
+            Member.crop_cache(self.caches[m], tree.num_final)
             self.history.crop(m, tree.num_final)
             self.member_tokens[m] = list(zip(tree.ids, tree.ends, strict=True))[: tree.num_final]
         return logits
@@ -128,7 +128,7 @@ class BraidSession:
         ids, ends = member_tokenize(member.tokenizer, [self.visible], self.braided.use_offsets)[0]
         tokens = list(zip(ids, ends, strict=True))  # a token is its id and its span: [UNK] can grow
         keep = len(common_prefix(self.member_tokens[m], tokens))
-        ModelWrapper.crop_cache(self.caches[m], keep)
+        Member.crop_cache(self.caches[m], keep)
         self.history.crop(m, keep)
         self.member_tokens[m] = tokens
         if keep == len(ids):

@@ -63,46 +63,21 @@ def quantization_config(quantization: Quantization | None):
     raise ValueError(f"unknown quantization {quantization!r}; valid: '8bit', '4bit' or None")
 
 
-class ModelWrapper(nn.Module):
-    """A frozen-or-not HF causal LM plus its tokenizer, with layer access.
+class Member(nn.Module):
+    """A braid member as the braid reads it, whatever runs it: name, tokenizer, config and sizes.
 
-    ``model_name`` is a hub id or a local directory; ``quantization`` is "8bit", "4bit" or None.
+    ``ModelWrapper`` adds the weights and runs them here; ``cluster.leader.RemoteMember`` stands in for a
+    member served by another process. Subclasses give ``config``, ``device`` and ``num_parameters``.
     """
 
-    def __init__(
-        self,
-        model_name: str,
-        quantization: Quantization | None = None,
-        dtype: DType | torch.dtype | None = None,
-        device: str | torch.device | None = None,
-        *,
-        model: nn.Module | None = None,
-        tokenizer: Any = None,
-    ):
+    def __init__(self, model_name: str, tokenizer: Any, quantization: Quantization | None = None):
         super().__init__()
-        from transformers import AutoModelForCausalLM
-
-        self.model_name = model_name
-        self.quantization = quantization
-        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model_name)
-        if model is None:
-            torch_dtype = _DTYPES[dtype] if isinstance(dtype, str) else dtype
-            kwargs: dict[str, Any] = {"dtype": torch_dtype or torch.float32}
-            if quantization is not None:
-                # bitsandbytes logs on every 8-bit matmul that it casts fp32 inputs to fp16.
-                logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
-                kwargs["quantization_config"] = quantization_config(quantization)
-                kwargs["device_map"] = str(device or "cpu")
-            model = AutoModelForCausalLM.from_pretrained(model_name, **kwargs)
-            if device is not None and quantization is None:
-                model = model.to(device)
-        self.model = model.eval()
-        self.layers = find_decoder_layers(self.model, self.num_layers)
+        self.model_name, self.tokenizer, self.quantization = model_name, tokenizer, quantization
 
     # -- shape facts --------------------------------------------------------------------------------------
     @property
-    def config(self):
-        return self.model.config
+    def config(self) -> Any:
+        raise NotImplementedError
 
     @property
     def num_layers(self) -> int:
@@ -115,14 +90,6 @@ class ModelWrapper(nn.Module):
     @property
     def vocab_size(self) -> int:
         return self.config.vocab_size
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
 
     # -- text ---------------------------------------------------------------------------------------------
     def encode(self, text: str | list[str], add_special_tokens: bool = True) -> dict[str, torch.Tensor]:
@@ -143,6 +110,64 @@ class ModelWrapper(nn.Module):
     def decode(self, ids: torch.Tensor | list[int], skip_special_tokens: bool = True) -> str:
         ids = ids.tolist() if isinstance(ids, torch.Tensor) else ids
         return self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    @staticmethod
+    def crop_cache(cache: Any, length: int) -> None:
+        """Keep the first ``length`` positions of a KV cache (transformers 5 crops by a negative count)."""
+        remove = cache.get_seq_length() - length
+        if remove > 0:
+            cache.crop(-remove)
+
+    def freeze(self) -> Member:
+        return self.eval()
+
+
+class ModelWrapper(Member):
+    """A frozen-or-not HF causal LM plus its tokenizer, with layer access.
+
+    ``model_name`` is a hub id or a local directory; ``quantization`` is "8bit", "4bit" or None.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        quantization: Quantization | None = None,
+        dtype: DType | torch.dtype | None = None,
+        device: str | torch.device | None = None,
+        *,
+        model: nn.Module | None = None,
+        tokenizer: Any = None,
+    ):
+        super().__init__(
+            model_name, tokenizer if tokenizer is not None else load_tokenizer(model_name), quantization
+        )
+        from transformers import AutoModelForCausalLM
+
+        if model is None:
+            torch_dtype = _DTYPES[dtype] if isinstance(dtype, str) else dtype
+            kwargs: dict[str, Any] = {"dtype": torch_dtype or torch.float32}
+            if quantization is not None:
+                # bitsandbytes logs on every 8-bit matmul that it casts fp32 inputs to fp16.
+                logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
+                kwargs["quantization_config"] = quantization_config(quantization)
+                kwargs["device_map"] = str(device or "cpu")
+            model = AutoModelForCausalLM.from_pretrained(model_name, **kwargs)
+            if device is not None and quantization is None:
+                model = model.to(device)
+        self.model = model.eval()
+        self.layers = find_decoder_layers(self.model, self.num_layers)
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
 
     # -- compute ------------------------------------------------------------------------------------------
     def forward(
@@ -183,13 +208,6 @@ class ModelWrapper(nn.Module):
         from transformers import DynamicCache
 
         return DynamicCache(config=self.model.config)
-
-    @staticmethod
-    def crop_cache(cache: Any, length: int) -> None:
-        """Keep the first ``length`` positions of a KV cache (transformers 5 crops by a negative count)."""
-        remove = cache.get_seq_length() - length
-        if remove > 0:
-            cache.crop(-remove)
 
     @contextlib.contextmanager
     def inject(self, fns: dict[int, LayerFn]) -> Iterator[None]:

@@ -23,7 +23,7 @@ import torch
 
 from braid.braided import BraidedLLM
 from braid.config import BraidConfig, MemberConfig
-from braid.model_wrapper import ModelWrapper, load_tokenizer
+from braid.model_wrapper import Member, load_tokenizer
 from braid.runner import BraidUnavailable, MemberLost, MemberRunner
 from cluster.channel import ERROR, NO_UPDATE, RESULT, UPDATE, ChannelError, TensorChannel, parse_dtype
 
@@ -48,15 +48,13 @@ class RemoteCache:
         self.length = max_length if max_length >= 0 else max(self.length + max_length, 0)
 
 
-class RemoteMember(ModelWrapper):
-    """A member seen from the leader: tokenizer, config and sizes; the weights are in the member actor."""
+class RemoteMember(Member):
+    """A member seen from the braid: tokenizer, config and sizes; the weights are in the member's server."""
 
     def __init__(self, spec: MemberConfig, info: dict[str, Any], device: str | torch.device = "cpu"):
-        torch.nn.Module.__init__(self)
         from transformers import AutoConfig
 
-        self.model_name, self.quantization = spec.model_name, spec.quantization
-        self.tokenizer = load_tokenizer(spec.model_name)
+        super().__init__(spec.model_name, load_tokenizer(spec.model_name), spec.quantization)
         self._config = AutoConfig.from_pretrained(spec.model_name)
         self._device = torch.device(device)
         self.state_dtype = parse_dtype(info["dtype"])
@@ -73,9 +71,6 @@ class RemoteMember(ModelWrapper):
     @property
     def num_parameters(self) -> int:
         return self._num_parameters
-
-    def freeze(self) -> RemoteMember:
-        return self
 
     def new_cache(self) -> RemoteCache:
         return RemoteCache()
