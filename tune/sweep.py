@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from braid.paths import cache_dir
+from braid.spec import parse_members_key
 from tune.records import Cost, ModelFeatures, SweepRecord, write_records
 from tune.space import BraidChoice, SearchSpace
 from tune.tasks import TaskSpec, TaskSuite
@@ -83,9 +84,7 @@ def tuner_for(task: TaskSpec, space: SearchSpace, cfg: SweepConfig, zoo: dict[st
         braid_trainable, task=task.model_dump(), zoo=zoo, eval_every=cfg.eval_every, seed=cfg.seed
     )
     # one GPU per member when the cluster has GPUs; otherwise one CPU per trial
-    per_trial = (
-        (lambda c: {"cpu": 1, "gpu": len(c["braid"].split("|")[1].split(","))}) if gpus else {"cpu": 1}
-    )
+    per_trial = (lambda c: {"cpu": 1, "gpu": len(parse_members_key(c["braid"])[1])}) if gpus else {"cpu": 1}
     trainable = tune.with_resources(trainable, per_trial)
     path = Path(cfg.storage_path) / f"{cfg.name}-{task.name}"
     if tune.Tuner.can_restore(str(path)):

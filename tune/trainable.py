@@ -105,9 +105,10 @@ def run_trial(
 
     from braid.checkpoint import fusion_path
     from braid.config import probe_architecture
+    from braid.spec import parse_members_key
     from braid.train import TrainConfig, fusion_steps, tokenize_dataset
 
-    anchor = config["braid"].split("|")[0]
+    anchor, _ = parse_members_key(config["braid"])
     choice = BraidChoice.from_trial(config, probe_architecture(zoo[anchor]).num_layers)
     torch.manual_seed(seed)
     braided = build_braid(choice, zoo, shared_members)
