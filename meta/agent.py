@@ -236,15 +236,14 @@ class MetaBraider(nn.Module):
         if missing or unexpected:
             raise ValueError(f"{path}: state does not fit (missing {missing}, unexpected {unexpected})")
         trained_pool = [m["name"] for m in blob["pool"]]
-        old = Candidates(trained_pool, agent.space)
+        same = trained_pool == agent.names
+        old = agent.candidates if same else Candidates(trained_pool, agent.space)  # the grid it was saved on
         saved = (
             Calibration.from_dict(blob["calibration"]) if "calibration" in blob
             else Calibration.from_buffers(blob["state"], blob.get("seen_types", []), len(old))
         )  # fmt: skip
         agent.calibrated(
-            saved
-            if trained_pool == agent.names
-            else saved.remapped(_carried(old, agent, saved), len(agent.candidates))
+            saved if same else saved.remapped(_carried(old, agent, saved), len(agent.candidates))
         )
         agent.trained_pool = trained_pool
         return agent
