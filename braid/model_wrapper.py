@@ -91,6 +91,28 @@ class Member(nn.Module):
     def vocab_size(self) -> int:
         return self.config.vocab_size
 
+    # -- description --------------------------------------------------------------------------------------
+    def features(self) -> dict[str, Any]:
+        """What the meta-braider's pool reads of this member, in the seed's names (``meta.pool``); a zoo
+        checkpoint's card adds its domain and held-out quality."""
+        out = {
+            "name": Path(str(self.model_name).rstrip("/")).name,
+            "model_name": self.model_name,
+            "model_type": self.config.model_type,
+            "size": self.num_parameters,
+            "num_layers": self.num_layers,
+            "hidden_dim": self.hidden_size,
+            "vocab_size": self.vocab_size,
+            "quantization": self.quantization or "none",
+        }
+        card = Path(str(self.model_name)) / "card.json"
+        if card.is_file():
+            info = json.loads(card.read_text())
+            out |= {
+                k: info[k] for k in ("name", "domain", "held_out_char_perplexity", "train_steps") if k in info
+            }
+        return out
+
     # -- text ---------------------------------------------------------------------------------------------
     def encode(self, text: str | list[str], add_special_tokens: bool = True) -> dict[str, torch.Tensor]:
         """input_ids, attention_mask (B, T) and character offsets (B, T, 2) of each token."""
@@ -243,18 +265,6 @@ class ModelWrapper(Member):
         for p in self.model.parameters():
             p.requires_grad_(False)
         return self.eval()
-
-    def features(self) -> dict[str, Any]:
-        """Numbers describing this member (used by the meta-braider's pool encoder)."""
-        return {
-            "model_name": self.model_name,
-            "model_type": self.config.model_type,
-            "size": self.num_parameters,
-            "num_layers": self.num_layers,
-            "hidden_dim": self.hidden_size,
-            "vocab_size": self.vocab_size,
-            "quantization": self.quantization,
-        }
 
 
 def _edit_output(fn: LayerFn):

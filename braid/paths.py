@@ -1,7 +1,11 @@
 """Where llm-braid keeps things by default: one root, ``$BRAID_CACHE`` (default ``~/.cache/llm-braid``).
 
 Every default path (zoo, sweeps, the meta-braider, the demo's work, serve.yaml's ``$BRAID_CACHE/...``) is
-under it, so setting one variable moves them all. ``.env`` in the working directory is read for it too.
+under it, so setting one variable moves them all.
+
+Settings (``setting``): a command-line flag beats a config file, which beats the environment, which beats
+``.env`` (the nearest one at or above the working directory, read with python-dotenv), which beats the
+default. ``.env.example`` lists every name read.
 """
 
 from __future__ import annotations
@@ -10,8 +14,13 @@ import os
 from pathlib import Path
 
 
+def setting(name: str, default: str | None = None) -> str | None:
+    """``name`` from the environment, else from ``.env``, else ``default`` (empty values count as unset)."""
+    return os.environ.get(name) or _dotenv().get(name) or default
+
+
 def cache_dir() -> Path:
-    value = os.environ.get("BRAID_CACHE") or _dotenv().get("BRAID_CACHE")
+    value = setting("BRAID_CACHE")
     return Path(value).expanduser() if value else Path.home() / ".cache" / "llm-braid"
 
 
@@ -37,13 +46,8 @@ def expand(path: str) -> str:
 
 
 def _dotenv() -> dict[str, str]:
-    """KEY=VALUE lines of ./.env (comments and blank lines skipped; quotes stripped)."""
-    path = Path(".env")
-    if not path.is_file():
-        return {}
-    out = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.strip().partition("=")
-        if sep and key and not key.startswith("#"):
-            out[key.strip().removeprefix("export ").strip()] = value.strip().strip("\"'")
-    return out
+    """The values of the nearest ``.env`` at or above the working directory (none: empty)."""
+    from dotenv import dotenv_values, find_dotenv
+
+    path = find_dotenv(usecwd=True)
+    return {k: v for k, v in dotenv_values(path).items() if v is not None} if path else {}

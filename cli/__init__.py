@@ -53,23 +53,36 @@ def read_yaml(path: Path) -> dict:
     return raw
 
 
-def load_job(path: Path) -> TrainJob:
-    from braid.jobs import TrainJob
+def load_job(path: Path, **flags: Any) -> TrainJob:
+    """The job in ``path`` completed by flags, the environment and .env (``braid.jobs.complete``)."""
+    from braid.jobs import TrainJob, complete
 
-    raw = read_yaml(path)
     try:
-        return TrainJob.model_validate(raw)
+        return TrainJob.model_validate(complete(read_yaml(path), **flags))
     except ValidationError as e:
         _fail(f"invalid config {path}: {_first_line(e)}")
+    except ValueError as e:
+        _fail(f"{path}: {e}")
 
 
 @app.command()
-def train(config: Path = typer.Argument(..., exists=True, dir_okay=False, help="train YAML")) -> None:
-    """Train a braid's fusion modules (bases frozen) and save it with save_pretrained."""
+def train(
+    config: Path = typer.Argument(..., exists=True, dir_okay=False, help="train YAML"),
+    model: list[str] = typer.Option(
+        None, "--model", help="a member (path or hub id); repeat; the first anchors"
+    ),
+    data: Path | None = typer.Option(None, help="training examples (.txt or .jsonl); overrides data.train"),
+    eval_data: Path | None = typer.Option(None, help="held-out examples; overrides data.eval"),
+    output_dir: Path | None = typer.Option(None, help="where to save the braid; overrides output_dir"),
+    fusion_strategy: str | None = typer.Option(None, help="overrides the file and FUSION_STRATEGY"),
+) -> None:
+    """Train a braid's fusion modules (bases frozen) and save it with save_pretrained. Settings: flags, then
+    the file, then the environment (MODEL_A_PATH, MODEL_B_PATH, ..., FUSION_STRATEGY), then .env."""
     from braid.braided import BraidedLLM
     from braid.train import train_fusion
 
-    job = load_job(config)
+    job = load_job(config, models=model, data=data, eval_data=eval_data, output_dir=output_dir,
+                   fusion_strategy=fusion_strategy)  # fmt: skip
     train_data = read_examples(job.data.train)
     eval_data = read_examples(job.data.eval) if job.data.eval else None
     braided = BraidedLLM(config=job.braid)

@@ -7,7 +7,6 @@ search over messages and documents (keyword search as the fallback).
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import time
 import uuid
@@ -16,13 +15,29 @@ from pathlib import Path
 from typing import Any
 
 from memory.embeddings import Embedder, get_embedder
+from memory.neo4j_store import setting
 from memory.store import Conversation, Document, Entity, MemoryStore, Message, Relationship, SearchHit
 
 REL_TYPE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 
 
+def relationship_type(value: str) -> str:
+    """A relationship type as stored: UPPER_SNAKE_CASE. Words separated by spaces, hyphens, dots or
+    underscores, or written in camelCase, are joined with _ and upper-cased ("has framework", "has-framework"
+    and "hasFramework" are HAS_FRAMEWORK); what is left must be a letter then up to 63 letters, digits or _,
+    else it is refused (types are never spliced into a query, but they stay identifiers)."""
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", value.strip())
+    normal = re.sub(r"[\s.\-_]+", "_", words).upper()
+    if not REL_TYPE.match(normal):
+        raise ValueError(
+            f"invalid relationship type {value!r}: a letter, then up to 63 letters, digits or _ "
+            "(words joined by spaces, hyphens or dots, or camelCase, are normalised to UPPER_SNAKE_CASE)"
+        )
+    return normal
+
+
 def default_data_dir() -> Path:
-    return Path(os.environ.get("BRAID_DATA_DIR", Path.home() / ".local" / "share" / "llm-braid"))
+    return Path(setting("BRAID_DATA_DIR") or Path.home() / ".local" / "share" / "llm-braid")
 
 
 def chunk_text(text: str, size: int = 800, overlap: int = 100) -> list[str]:
@@ -70,7 +85,7 @@ def open_store(backend: str, data_dir: str | Path | None = None) -> Any:
 
 class MemoryManager:
     """``MemoryManager(client)``: a Neo4jClient or a store; with none, the ``backend`` named (default: neo4j
-    when NEO4J_URI is set, else the embedded SQLite store under the data dir)."""
+    when NEO4J_URI is set in the environment or ``.env``, else the embedded SQLite store under the data dir)."""
 
     def __init__(
         self,
@@ -81,12 +96,12 @@ class MemoryManager:
         backend: str | None = None,
     ):
         self.embedder = (
-            get_embedder(embedder or os.environ.get("BRAID_EMBEDDER", "minilm"))
+            get_embedder(embedder or setting("BRAID_EMBEDDER", "minilm"))
             if not hasattr(embedder, "embed")
             else embedder
         )
         if client is None:
-            client = open_store(backend or ("neo4j" if os.environ.get("NEO4J_URI") else "sqlite"), data_dir)
+            client = open_store(backend or ("neo4j" if setting("NEO4J_URI") else "sqlite"), data_dir)
         self.store: MemoryStore = getattr(client, "store", client)
         self.store.init_schema(self.embedder.dim)
 
@@ -148,15 +163,19 @@ class MemoryManager:
 
     def create_entity_relationship(
         self, source: str, target: str, rel_type: str, metadata: dict | None = None
-    ) -> None:
-        """Relationship types are UPPER_SNAKE_CASE identifiers; anything else is refused, never spliced."""
-        if not REL_TYPE.match(rel_type):
-            raise ValueError(
-                f"invalid relationship type {rel_type!r}: use UPPER_SNAKE_CASE letters, digits and _"
-            )
-        self.store.add_relationship(
-            Relationship(source=source, target=target, type=rel_type, metadata=metadata or {})
+    ) -> str:
+        """Link two entities; an endpoint not stored yet is created (type ``entity``, no description) so the
+        seed's ``create_entity_relationship("Python", "Django", "HAS_FRAMEWORK")`` works before Django is
+        described; ``create_entity`` fills it in later. The type is normalised (``relationship_type``) and
+        returned. Everything is checked before anything is written."""
+        rel = Relationship(
+            source=source, target=target, type=relationship_type(rel_type), metadata=metadata or {}
         )
+        for name in dict.fromkeys((source, target)):
+            if self.store.get_entity(name) is None:
+                self.store.upsert_entity(Entity(name=name, type="entity", metadata={"created_by": rel.type}))
+        self.store.add_relationship(rel)
+        return rel.type
 
     def get_entity_neighbourhood(self, name: str) -> list[dict]:
         return [r.model_dump() for r in self.store.neighbours(name)]

@@ -28,10 +28,23 @@ from memory.store import (
 
 _DRIVERS: dict[tuple[str, str], Any] = {}
 _DRIVERS_LOCK = threading.Lock()
+DEFAULT_URI = "bolt://localhost:7687"  # the seed's docker-compose Neo4j
+
+
+def setting(name: str, default: str | None = None) -> str | None:
+    """The environment, else the nearest ``.env``, else ``default`` (``braid.paths.setting``'s order; memory
+    sits below braid, so it reads them itself)."""
+    from dotenv import dotenv_values, find_dotenv
+
+    if value := os.environ.get(name):
+        return value
+    path = find_dotenv(usecwd=True)
+    return (dotenv_values(path).get(name) if path else None) or default
 
 
 class Neo4jClient:
-    """Connection settings from arguments or NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD, NEO4J_DATABASE."""
+    """Connection settings from arguments, else NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD, NEO4J_DATABASE (the
+    environment, then ``.env``), else bolt://localhost:7687 as neo4j with no password."""
 
     def __init__(
         self,
@@ -43,14 +56,10 @@ class Neo4jClient:
     ):
         import neo4j
 
-        self.uri = uri or os.environ.get("NEO4J_URI")
-        if not self.uri:
-            raise ValueError(
-                "no Neo4j URI: pass uri= or set NEO4J_URI (without it, MemoryManager() uses SQLite)"
-            )
-        self.user = user or os.environ.get("NEO4J_USER", "neo4j")
-        password = password if password is not None else os.environ.get("NEO4J_PASSWORD", "")
-        self.database = database or os.environ.get("NEO4J_DATABASE") or None
+        self.uri = uri or setting("NEO4J_URI", DEFAULT_URI)
+        self.user = user or setting("NEO4J_USER", "neo4j")
+        password = password if password is not None else setting("NEO4J_PASSWORD", "")
+        self.database = database or setting("NEO4J_DATABASE")
         with _DRIVERS_LOCK:
             key = (self.uri, self.user)
             if key not in _DRIVERS:

@@ -7,9 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from meta.agent import Infeasible, MetaBraider
-    from meta.decision import BraidingDecision
+    from meta.decision import BraidingDecision, create_braided_model
     from meta.features import Constraints, MetaTask
+    from meta.monitor import analyze_decision_patterns, log_decision, suggest_improvements
     from meta.net import DecisionNet, DecisionSpace
+    from meta.outcomes import Example, UserTask, evaluate, sample_task
+    from meta.trainer import MetaBraiderTrainer, train
 
 # Loaded on first use, so `braid meta --help` never imports torch.
 _EXPORTS = {
@@ -17,18 +20,38 @@ _EXPORTS = {
     "Constraints": "meta.features",
     "DecisionNet": "meta.net",
     "DecisionSpace": "meta.net",
+    "Example": "meta.outcomes",
     "Infeasible": "meta.agent",
     "MetaBraider": "meta.agent",
+    "MetaBraiderTrainer": "meta.trainer",
     "MetaTask": "meta.features",
+    "UserTask": "meta.outcomes",
+    "analyze_decision_patterns": "meta.monitor",
+    "create_braided_model": "meta.decision",
+    "evaluate": "meta.outcomes",
+    "log_decision": "meta.monitor",
+    "sample_task": "meta.outcomes",
+    "suggest_improvements": "meta.monitor",
+    "train": "meta.trainer",
 }
 __all__ = [
     "BraidingDecision",
     "Constraints",
     "DecisionNet",
     "DecisionSpace",
+    "Example",
     "Infeasible",
     "MetaBraider",
+    "MetaBraiderTrainer",
     "MetaTask",
+    "UserTask",
+    "analyze_decision_patterns",
+    "create_braided_model",
+    "evaluate",
+    "log_decision",
+    "sample_task",
+    "suggest_improvements",
+    "train",
 ]
 
 

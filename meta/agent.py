@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel
 from torch import nn
 
-from meta.calibration import Calibration
-from meta.decision import BraidingDecision, Candidates
+from meta.calibration import Calibration, raw, share
+from meta.decision import BraidingDecision, Candidates, create_braided_model
 from meta.explain import explain
 from meta.features import (
     DOMAIN_SLOTS,
@@ -30,6 +29,9 @@ from meta.features import (
 )
 from meta.learn import Feedback
 from meta.net import DecisionLogits, DecisionNet, DecisionSpace
+from meta.outcomes import Example
+from meta.personal import Personal
+from meta.pool import describe_pool
 
 FORMAT = "llm-braid-meta/2"  # 2: model tokens carry task affinity
 
@@ -42,8 +44,11 @@ class Infeasible(ValueError):
         self.closest = closest
 
 
-def _features(model: Any) -> dict[str, Any]:
-    return model.model_dump() if isinstance(model, BaseModel) else dict(model)
+def _one_task(task_info: Any, task: Any) -> Any:
+    """The seed passes a task as ``task_info=`` or ``task=``: one of them, not both."""
+    if (task_info is None) == (task is None):
+        raise TypeError("give the task once, as task_info=... or task=...")
+    return task if task_info is None else task_info
 
 
 class MetaBraider(nn.Module):
@@ -55,12 +60,12 @@ class MetaBraider(nn.Module):
         dim: int = 64,
     ):
         super().__init__()
-        self.pool = [_features(m) for m in model_pool]
+        self.pool, found = describe_pool(model_pool)  # the seed's dicts, ModelFeatures or loaded models
         names = [m["name"] for m in self.pool]
         if len(set(names)) != len(names) or len(names) < 2:
             raise ValueError(f"the model pool needs at least 2 models with distinct names, got {names}")
         self.space = space or DecisionSpace()
-        self.paths = dict(paths or {})
+        self.paths = {**found, **dict(paths or {})}
         self.net = DecisionNet(self.space, dim)
         self.candidates = Candidates(names, self.space)
         params = torch.tensor([float(m["parameters"]) for m in self.pool])
@@ -70,6 +75,7 @@ class MetaBraider(nn.Module):
         self.calibration = Calibration.empty(len(self.candidates))
         self.trained_pool = list(names)  # the pool the loaded state was trained on (``load``)
         self._feedback: Feedback | None = None
+        self.personal = Personal(self.candidates)  # per-user corrections (``meta.personal``)
 
     @property
     def names(self) -> list[str]:
@@ -124,30 +130,63 @@ class MetaBraider(nn.Module):
     @torch.no_grad()
     def forward(
         self,
-        task_info: Any,
+        task_info: Any = None,
         compute_budget: float | None = None,
         latency_requirement: float | None = None,
         accuracy_target: float | None = None,
+        *,
+        task: Any = None,
+        min_score: float | None = None,
+        user: str | None = None,
     ) -> BraidingDecision:
-        return self._decide(task_info, Constraints(
-            compute_budget=compute_budget, latency_requirement=latency_requirement, accuracy_target=accuracy_target
-        ))[0]  # fmt: skip
+        """The best braid for a task under the constraints. ``accuracy_target`` is quality 0..1 (the share of
+        the best score measured for the task's type, ``meta.calibration.share``); ``min_score`` the same limit
+        on the raw score scale. ``user``: decide with that user's learned correction (``meta.personal``)."""
+        limits = Constraints(compute_budget=compute_budget, latency_requirement=latency_requirement,
+                             accuracy_target=accuracy_target, min_score=min_score)  # fmt: skip
+        return self._decide(_one_task(task_info, task), limits, user=user)[0]
 
     @torch.no_grad()
     def decide_among(self, task_info: Any, indices: list[int], **constraints: Any) -> BraidingDecision:
         """The best of some candidates only (e.g. the configurations a benchmark has measured)."""
-        return self._decide(task_info, Constraints(**constraints), indices)[0]
+        user = constraints.pop("user", None)
+        return self._decide(task_info, Constraints(**constraints), indices, user)[0]
+
+    @torch.no_grad()
+    def scores(
+        self, task_info: Any, user: str | None = None
+    ) -> tuple[torch.Tensor, DecisionLogits, float, float]:
+        """Predicted (score, log ms, log MB) per candidate (C, 3) for a task, with measured decode ms where
+        the records have it and ``user``'s correction on the score; and the net's outputs, lr and temperature.
+        Constraints are not an input: pretraining never varied them, so they only filter."""
+        out = self.encode(task_info)
+        pred, lr01, temp01 = self.predict(out)
+        known = ~self.calibration.measured_ms.isnan()
+        pred[known, 1] = self.calibration.measured_ms[known].log()
+        if (offsets := self.personal.offsets(user)) is not None:
+            pred[:, 0] += offsets
+        return pred, out, lr01, temp01
+
+    def reference(self, task_info: Any, pred: torch.Tensor | None = None) -> float:
+        """The raw score that is quality 1.0 for this task (``Calibration.reference``)."""
+        if pred is None:
+            pred = self.scores(task_info)[0]
+        return self.calibration.reference(MetaTask.of(task_info).type, float(pred[:, 0].max()))
+
+    def quality(self, task_info: Any, score: float) -> float:
+        """A raw score as 0..1 quality for this task; ``raw_score`` is the inverse."""
+        return share(score, self.reference(task_info))
+
+    def raw_score(self, task_info: Any, quality: float) -> float:
+        return raw(quality, self.reference(task_info))
 
     def _decide(
-        self, task_info: Any, limits: Constraints, among: list[int] | None = None
+        self, task_info: Any, limits: Constraints, among: list[int] | None = None, user: str | None = None
     ) -> tuple[BraidingDecision, dict[str, Any]]:
-        out = self.encode(task_info, limits)
-        pred, lr01, temp01 = self.predict(out)
-        cal = self.calibration
-        known = ~cal.measured_ms.isnan()
-        pred[known, 1] = cal.measured_ms[known].log()  # measured decode ms where the records have it
+        pred, out, lr01, temp01 = self.scores(task_info, user)
         unseen = self._unseen(MetaTask.of(task_info))
-        violation = self._violations(pred, limits, cal.score_margin[int(unseen)])  # (C, 3), 0 = met
+        margin = self.calibration.score_margin[int(unseen)]
+        violation = self._violations(pred, limits, MetaTask.of(task_info).type, margin, among)  # (C, 3)
         if among is not None:  # everything else counts as infinitely far from feasible
             outside = torch.ones(len(pred), dtype=torch.bool)
             outside[among] = False
@@ -155,7 +194,7 @@ class MetaBraider(nn.Module):
         feasible = (violation == 0).all(-1)
         if not feasible.any():
             i = int(violation.sum(-1).argmin())
-            closest = self.candidates.decision(i, lr01, temp01, pred[i].tolist())
+            closest = self._decision(i, lr01, temp01, pred)
             raise Infeasible(f"infeasible: {self._describe(violation[i], limits)}; closest option: "
                              f"{closest.model_dump_json(exclude_none=True)}", closest)  # fmt: skip
         score = pred[:, 0].masked_fill(~feasible, -math.inf)
@@ -163,17 +202,29 @@ class MetaBraider(nn.Module):
             pred[:, 0] if among is None else pred[:, 0].masked_fill(violation.isinf().any(-1), -math.inf)
         )
         i, free = int(score.argmax()), int(allowed.argmax())
-        decision = self.candidates.decision(i, lr01, temp01, pred[i].tolist())
         bound = [] if i == free else self._describe(violation[free], limits, names_only=True)
-        return decision, {
-            "out": out,
-            "pred": pred,
-            "index": i,
-            "bound": bound,
-            "feasible": int(feasible.sum()),
-        }
+        info = {"out": out, "pred": pred, "index": i, "bound": bound, "feasible": int(feasible.sum()),
+                "reference": self.reference(task_info, pred), "user": user}  # fmt: skip
+        return self._decision(i, lr01, temp01, pred), info
 
-    def _violations(self, pred: torch.Tensor, c: Constraints, score_margin: float = 0.0) -> torch.Tensor:
+    def _decision(self, i: int, lr01: float, temp01: float, pred: torch.Tensor) -> BraidingDecision:
+        decision = self.candidates.decision(i, lr01, temp01, pred[i].tolist())
+        decision.built_from(self.paths, self.names)  # so create_braided_model(decision) needs nothing else
+        return decision
+
+    def _violations(
+        self,
+        pred: torch.Tensor,
+        c: Constraints,
+        task_type: str,
+        margin: float,
+        among: list[int] | None = None,
+    ) -> torch.Tensor:
+        """(C, 3): how far each candidate misses the compute budget, the latency limit and the score limits
+        (0 = met). A raw ``min_score`` and an ``accuracy_target`` against a measured best hold on the
+        prediction minus the score margin (what the agent may overshoot); against a best that is itself a
+        prediction (a type never measured) the target is relative, prediction to prediction, where a shared
+        overshoot cancels (the best among ``among`` when the choice is limited to it)."""
         zero = torch.zeros(len(pred))
         budget = zero if c.compute_budget is None else (self.compute_share - c.compute_budget).clamp(min=0)
         ms = (pred[:, 1] + self.calibration.latency_slack()).exp()
@@ -182,8 +233,13 @@ class MetaBraider(nn.Module):
             if c.latency_requirement is None
             else ((ms - c.latency_requirement) / c.latency_requirement).clamp(min=0)
         )
-        low = pred[:, 0] - score_margin
-        accuracy = zero if c.accuracy_target is None else (c.accuracy_target - low).clamp(min=0)
+        accuracy = zero if c.min_score is None else (c.min_score - (pred[:, 0] - margin)).clamp(min=0)
+        if c.accuracy_target is not None:
+            best = self.calibration.best_score.get(task_type)
+            low = pred[:, 0] - (margin if best is not None else 0.0)
+            predicted_best = float(pred[among if among is not None else slice(None), 0].max())
+            floor = raw(c.accuracy_target, best if best is not None else predicted_best)
+            accuracy = torch.maximum(accuracy, (floor - low).clamp(min=0))
         return torch.stack([budget, latency, accuracy], -1)
 
     @staticmethod
@@ -192,18 +248,72 @@ class MetaBraider(nn.Module):
         missed = [n for n, x in zip(names, v.tolist(), strict=True) if x > 0]
         if names_only:
             return missed
-        return "no candidate meets " + ", ".join(f"{n}={getattr(c, n)}" for n in missed)
+        shown = {n: getattr(c, n) for n in missed}
+        if "accuracy_target" in missed and c.accuracy_target is None:  # the raw form set the floor
+            shown = {**{k: v for k, v in shown.items() if k != "accuracy_target"}, "min_score": c.min_score}
+        return "no candidate meets " + ", ".join(f"{n}={x}" for n, x in shown.items())
 
     @torch.no_grad()
-    def forward_with_explanation(self, task: Any, **constraints: Any) -> tuple[BraidingDecision, str]:
-        decision, info = self._decide(task, Constraints(**constraints))
+    def forward_with_explanation(
+        self, task: Any = None, *, task_info: Any = None, user: str | None = None, **constraints: Any
+    ) -> tuple[BraidingDecision, str]:
+        decision, info = self._decide(_one_task(task_info, task), Constraints(**constraints), user=user)
         return decision, explain(self, decision, info)
 
+    # -- learning -----------------------------------------------------------------------------------------
     def learn_from_feedback(
-        self, task_info: Any, decision: BraidingDecision, performance: float, baseline: float | None = None
+        self,
+        task_info: Any = None,
+        decision: BraidingDecision | None = None,
+        performance: float | None = None,
+        baseline: float | None = None,
+        *,
+        task: Any = None,
+        score: float | None = None,
+        user: str | None = None,
     ) -> float:
-        """One online update (REINFORCE with baseline and entropy bonus, replayed scorer regression)."""
-        return self.online_learner().learn(task_info, decision, performance, baseline)
+        """One online update from how a decision did on a task.
+
+        ``performance`` is quality 0..1 (an evaluation, a 1-5 rating / 5) and ``score`` the same on the raw
+        scale; ``baseline`` is on the scale given. Called with one argument, it is an example
+        (``meta.outcomes.Example``: a task with an outcome, or a prompt and expected output to run) and
+        the agent also adapts its scorer on the examples of that task type seen so far (few-shot). With a
+        ``user``, only that user's correction learns (``meta.personal``): nobody else's decisions move.
+        """
+        if decision is None and performance is None and score is None:
+            return self._learn_example(Example.model_validate(_one_task(task_info, task)))
+        info = _one_task(task_info, task)
+        if decision is None or (performance is None) == (score is None):
+            raise TypeError("learn_from_feedback needs a decision and one of performance (0..1) or score")
+        for name, value in (("performance", performance), ("baseline", baseline if score is None else None)):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(
+                    f"{name} is quality 0..1 (a rating / 5), got {value}; pass a raw score as score="
+                )
+        reference = self.reference(info)
+        target = score if score is not None else raw(performance, reference)
+        if baseline is not None and score is None:
+            baseline = raw(baseline, reference)
+        if user is not None:
+            predicted = float(self.scores(info)[0][self.candidates.index_of(decision), 0])
+            return self.personal.update(user, self.candidates.index_of(decision), predicted, target) ** 2
+        return self.online_learner().learn(info, decision, target, baseline)
+
+    def _learn_example(self, example: Example) -> float:
+        decision, performance = example.decision, example.outcome
+        if performance is None:  # run it: the agent's choice on the example's prompt, scored
+            from meta.outcomes import evaluate
+
+            decision = self(example.info, user=example.user)
+            with create_braided_model(decision) as braided:
+                output = braided.generate(example.data)
+            performance = evaluate(output, example.expected_output, example.metric)
+        loss = self.learn_from_feedback(example.info, decision, performance, user=example.user)
+        if example.user is None:
+            self.online_learner().adapt_on(
+                MetaTask.of(example.info), decision, raw(performance, self.reference(example.info))
+            )
+        return loss
 
     def online_learner(self, **settings: Any) -> Feedback:
         """The agent's online learner (its optimiser state, baselines and replay buffer), made on first use
@@ -213,16 +323,14 @@ class MetaBraider(nn.Module):
         return self._feedback
 
     def create_braided_model(self, decision: BraidingDecision, placement: str = "local", ray_placement=None):
-        from braid import BraidedLLM
-
-        config = decision.to_braid_config(self.paths)
-        return BraidedLLM(config=config, placement=placement, ray_placement=ray_placement)
+        """The braid ``decision`` names, over this pool's checkpoints (``meta.decision.create_braided_model``)."""
+        return create_braided_model(decision, self.paths, placement=placement, ray_placement=ray_placement)
 
     # -- persistence --------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         torch.save({"format": FORMAT, "pool": self.pool, "space": self.space.model_dump(), "paths": self.paths,
                     "dim": self.net.task_in[0].out_features, "state": self.state_dict(),
-                    "calibration": self.calibration.to_dict()}, path)  # fmt: skip
+                    "calibration": self.calibration.to_dict(), "personal": self.personal.state()}, path)  # fmt: skip
 
     @classmethod
     def load(cls, path: str | Path, model_pool: list[Any] | None = None) -> MetaBraider:
@@ -246,6 +354,8 @@ class MetaBraider(nn.Module):
             saved if same else saved.remapped(_carried(old, agent, saved), len(agent.candidates))
         )
         agent.trained_pool = trained_pool
+        if same:  # user corrections are per candidate part: they carry only to the same grid
+            agent.personal.restore(blob.get("personal", {}))
         return agent
 
 

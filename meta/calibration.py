@@ -30,10 +30,17 @@ class Calibration:
     score_margin: tuple[float, float] = (0.0, 0.0)
     # the task types pretraining saw: another one reads as "other" (see ``MetaBraider.encode``)
     seen_types: tuple[str, ...] = field(default=())
+    # per task type, the best score measured for it: 1.0 on the 0..1 quality scale (``share``)
+    best_score: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, num_candidates: int) -> Calibration:
         return cls(torch.full((num_candidates,), math.nan), torch.zeros(num_candidates))
+
+    def reference(self, task_type: str, predicted_best: float) -> float:
+        """The raw score that counts as quality 1.0 for a task type: the best measured for it, or (a type
+        never measured) the best the agent predicts among its candidates."""
+        return self.best_score.get(task_type, predicted_best)
 
     def latency_slack(self) -> torch.Tensor:
         """(C,) log-ms added to each candidate's decode ms before a latency limit is checked."""
@@ -66,6 +73,7 @@ class Calibration:
             "measured_ms": self.measured_ms.tolist(), "measured_spread": self.measured_spread.tolist(),
             "measured_margin": self.measured_margin, "latency_margin": self.latency_margin,
             "score_margin": list(self.score_margin), "seen_types": list(self.seen_types),
+            "best_score": dict(self.best_score),
         }  # fmt: skip
 
     @classmethod
@@ -75,6 +83,7 @@ class Calibration:
             torch.tensor(d["measured_spread"], dtype=torch.float32),
             float(d["measured_margin"]), float(d["latency_margin"]),
             (float(d["score_margin"][0]), float(d["score_margin"][1])), tuple(d["seen_types"]),
+            {k: float(v) for k, v in d.get("best_score", {}).items()},
         )  # fmt: skip
 
     @classmethod
@@ -87,3 +96,20 @@ class Calibration:
             float(state.get("measured_margin", 0.0)), float(state.get("latency_margin", 0.0)),
             (float(score[0]), float(score[1])), tuple(seen_types),
         )  # fmt: skip
+
+
+# Quality, the 0..1 scale users give targets and ratings on: a score's share of the reference score in
+# likelihood terms. Scores are log-likelihoods per character (-ln char perplexity, or minus the correct
+# answer's NLL per character), so exp(score - reference) is the per-character likelihood relative to the
+# reference's: 0.9 means "within 10% of the best measured per-character likelihood for this task type".
+QUALITY_FLOOR = 1e-3  # quality 0 maps here (ln 0 is -inf)
+
+
+def share(score: float, reference: float) -> float:
+    """A raw score as quality 0..1 against ``reference``."""
+    return min(1.0, math.exp(min(score - reference, 0.0)))
+
+
+def raw(quality: float, reference: float) -> float:
+    """Quality 0..1 as the raw score it stands for against ``reference``."""
+    return reference + math.log(max(quality, QUALITY_FLOOR))

@@ -99,7 +99,9 @@ def decide(
     description: str = typer.Option("", help="what the task is, in words (embedded)"),
     compute_budget: float | None = typer.Option(None, help="max share of the pool's parameters (0-1]"),
     latency: float | None = typer.Option(None, help="max decode ms per token"),
-    accuracy: float | None = typer.Option(None, help="min predicted score"),
+    accuracy: float | None = typer.Option(
+        None, min=0.0, max=1.0, help="min quality 0-1: share of the best score measured for the task type"
+    ),
     agent: Path | None = typer.Option(None, help="default: $BRAID_CACHE/meta-braider.pt, else the demo's"),
 ) -> None:
     """Print the braid the agent chooses for a task."""

@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+from pydantic import PrivateAttr
 
 from braid.config import BraidConfig
 from braid.spec import BraidSpec, TrainSpec
@@ -24,14 +25,51 @@ class BraidingDecision(TrainSpec, BraidSpec):  # fields: the braid's, then its t
     predicted_score: float | None = None
     predicted_decode_ms: float | None = None
     predicted_memory_mb: float | None = None
+    _paths: dict[str, str] = PrivateAttr(default_factory=dict)  # where the deciding agent's pool loads from
+    _pool: tuple[str, ...] = PrivateAttr(default=())  # the pool it was chosen from
+
+    def built_from(self, paths: dict[str, str], pool: Sequence[str] = ()) -> BraidingDecision:
+        """Remember the deciding agent's pool and checkpoint paths (not part of the decision's identity or
+        JSON), so ``create_braided_model(decision)`` needs nothing else."""
+        self._paths, self._pool = dict(paths), tuple(pool)
+        return self
+
+    def __eq__(self, other: object) -> bool:  # the paths say where a braid loads from, not what it is
+        if not isinstance(other, BraidingDecision):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # strategy_params is a dict: never hashable
 
     def to_choice(self, anchor_depth: int) -> BraidChoice:
         """The sweep's BraidChoice (fusion layers placed on the anchor's depth)."""
         return BraidChoice.from_trial(trial_config(self), anchor_depth)
 
-    def to_braid_config(self, paths: dict[str, str]) -> BraidConfig:
-        """A BraidConfig over the members' paths (``paths``: pool name -> model path or hub id)."""
+    def to_braid_config(self, paths: dict[str, str] | None = None) -> BraidConfig:
+        """A BraidConfig over the members' paths (``paths``: pool name -> model path or hub id; default: the
+        deciding agent's)."""
+        paths = {**self._paths, **(paths or {})}
+        if missing := [m for m in self.members if m not in paths]:
+            raise ValueError(
+                f"no checkpoint path for {missing}: give the agent paths (MetaBraider(pool, paths=...)) or pool "
+                "entries with model_name, or pass paths here"
+            )
         return self.to_config(paths)
+
+
+def create_braided_model(
+    decision: BraidingDecision,
+    paths: dict[str, str] | None = None,
+    placement: str = "local",
+    ray_placement=None,
+):
+    """The ``BraidedLLM`` a decision names (the seed's ``create_braided_model(decision)``); its fusion is
+    untrained until you train it (``braid.train``) or load a checkpoint into it."""
+    from braid.braided import BraidedLLM
+
+    return BraidedLLM(
+        config=decision.to_braid_config(paths), placement=placement, ray_placement=ray_placement
+    )
 
 
 class Candidates:

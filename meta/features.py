@@ -58,7 +58,16 @@ class Constraints(BaseModel):
     latency_requirement: float | None = Field(
         None, gt=0, allow_inf_nan=False, description="max decode ms per token"
     )
-    accuracy_target: float | None = Field(None, allow_inf_nan=False, description="min predicted score")
+    accuracy_target: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="min quality 0..1: the share of the best score measured for the task type "
+        "(per-character likelihood relative to it; ``meta.calibration.share``)",
+    )
+    min_score: float | None = Field(
+        None, allow_inf_nan=False, description="min raw score (log-likelihood scale)"
+    )
 
 
 def one_hot(value: str, vocab: tuple[str, ...]) -> list[float]:
@@ -83,7 +92,7 @@ def text_embedding(text: str) -> tuple[float, ...]:
 TASK_DIM = len(KNOWN_TYPES) + 1 + 1 + len(KNOWN_CAPABILITIES) + 1 + 3 + TEXT_DIM
 
 
-TARGET_RANGE = 10.0  # |accuracy_target| the task encoding passes on as it is
+TARGET_RANGE = 10.0  # |min_score| the task encoding passes on as it is
 
 
 def encode_task(task: MetaTask, constraints: Constraints | None = None) -> torch.Tensor:
@@ -96,7 +105,7 @@ def encode_task(task: MetaTask, constraints: Constraints | None = None) -> torch
         math.log1p(c.latency_requirement) / 5 if c.latency_requirement else 0.0,
         # scores live in about [-10, 0]; a target far outside reads as its edge, not as an input the
         # network never saw (1e6 overflowed its predicted latency)
-        min(max(c.accuracy_target, -TARGET_RANGE), TARGET_RANGE) if c.accuracy_target is not None else 0.0,
+        min(max(c.min_score, -TARGET_RANGE), TARGET_RANGE) if c.min_score is not None else 0.0,
     ]
     row = one_hot(task.type, KNOWN_TYPES) + [task.complexity] + caps + limits
     row += list(text_embedding(f"{task.type}: {task.description}"))

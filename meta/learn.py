@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from meta.calibration import Calibration
+from meta.calibration import Calibration, share
 from meta.decision import BraidingDecision
 from meta.features import MetaTask
 from meta.policy import policy_entropy, policy_log_prob, sample_decision
@@ -117,21 +117,46 @@ RANKING = 1.0  # weight of the within-task ranking loss in pretraining
 IDENTITY_DROPOUT = 0.5  # share of pretraining examples whose task type and model domains read "other"
 
 
+def difficulty(obs: list[Observation]) -> dict[str, float]:
+    """Measured difficulty per task (its JSON): 1 - the mean quality its configurations reached, quality
+    being a score's share of the task's best (``meta.calibration.share``). Easy: most braids do about as
+    well as the best; hard: the choice matters and most choices are poor."""
+    by_task: dict[str, list[float]] = defaultdict(list)
+    for o in obs:
+        by_task[o.task.model_dump_json()].append(o.score)
+    return {k: 1.0 - sum(share(s, max(v)) for s in v) / len(v) for k, v in by_task.items()}
+
+
+def curriculum_pools(obs: list[Observation], stages: int = 3) -> list[list[Observation]]:
+    """Observation pools for a curriculum: stage k holds the easiest k/stages of the tasks."""
+    hard = difficulty(obs)
+    order = sorted(hard, key=hard.__getitem__)
+    pools = []
+    for k in range(1, stages + 1):
+        keep = set(order[: max(1, round(len(order) * k / stages))])
+        pools.append([o for o in obs if o.task.model_dump_json() in keep])
+    return pools
+
+
 def pretrain(
     agent: MetaBraider, obs: list[Observation], steps: int = 300, lr: float = 3e-3, batch: int = 32,
-    seed: int = 0, progress: bool = False, transfer: bool = True,
+    seed: int = 0, progress: bool = False, transfer: bool = True, curriculum: bool = False,
 ) -> list[float]:  # fmt: skip
     """Supervised pretraining; returns the loss per step. ``transfer``: also pretrain one agent per task type
-    without it, to learn how far predictions for a type never seen overshoot (the unseen score margin)."""
+    without it, to learn how far predictions for a type never seen overshoot (the unseen score margin).
+    ``curriculum``: easy tasks first (``curriculum_pools``: the steps split into stages that widen from the
+    easiest third of the tasks to all of them) instead of every batch drawn from all."""
     if not obs:
         raise ValueError("no observations to pretrain on (no sweep record fits the agent's pool and grid)")
     rng, opt = random.Random(seed), torch.optim.AdamW(agent.parameters(), lr=lr)
     history = []
     seen = tuple(sorted({o.task.type for o in obs} | set(agent.calibration.seen_types)))
     agent.calibrated(replace(agent.calibration, seen_types=seen))  # the types it learns are seen from now on
+    pools = curriculum_pools(obs) if curriculum else [obs]
     agent.train()
-    for _ in tqdm(range(steps), desc="pretrain meta-braider", disable=not progress):
-        sample = rng.sample(obs, min(batch, len(obs)))
+    for step in tqdm(range(steps), desc="pretrain meta-braider", disable=not progress):
+        pool = pools[step * len(pools) // steps]
+        sample = rng.sample(pool, min(batch, len(pool)))
         loss = scorer_loss(agent, sample, RANKING, IDENTITY_DROPOUT) + 0.1 * imitation_loss(
             agent, sample, IDENTITY_DROPOUT
         )
@@ -142,7 +167,9 @@ def pretrain(
     agent.eval()
     agent.calibrated(calibrate_accuracy(agent, obs, calibrate_latency(agent, obs, agent.calibration)))
     if transfer:
-        over = transfer_overshoot(agent, obs, dict(steps=steps, lr=lr, batch=batch, seed=seed))
+        over = transfer_overshoot(
+            agent, obs, dict(steps=steps, lr=lr, batch=batch, seed=seed, curriculum=curriculum)
+        )
         seen_margin, unseen_margin = agent.calibration.score_margin
         agent.calibrated(replace(agent.calibration, score_margin=(seen_margin, max(unseen_margin, over))))
     return history
@@ -173,7 +200,10 @@ def calibrate_accuracy(agent: MetaBraider, obs: list[Observation], calibration: 
     type). Margins only grow: adapting on a few examples must not loosen what the full records taught."""
     seen, unseen = calibration.score_margin
     margins = (max(seen, overshoot(agent, obs)), max(unseen, overshoot(agent, obs, unseen=True)))
-    return replace(calibration, score_margin=margins)
+    best = dict(calibration.best_score)
+    for o in obs:  # each type's best measured score: quality 1.0 for it
+        best[o.task.type] = max(best.get(o.task.type, -math.inf), o.score)
+    return replace(calibration, score_margin=margins, best_score=best)
 
 
 @torch.no_grad()
@@ -206,6 +236,7 @@ class Feedback:
         self.buffer: deque[Observation] = deque(maxlen=buffer)
         self.baseline: dict[str, float] = defaultdict(float)
         self.seen: dict[str, int] = defaultdict(int)
+        self.examples: dict[str, list[Observation]] = defaultdict(list)  # one-argument feedback, per type
         self.rng = random.Random(seed)
 
     def sample(self, task: Any) -> BraidingDecision:
@@ -233,6 +264,15 @@ class Feedback:
         self.opt.step()
         self.agent.eval()
         return loss.item()
+
+    def adapt_on(self, task: MetaTask, decision: BraidingDecision, score: float, steps: int = 20) -> None:
+        """Few-shot: adapt the scorer on every example of this task type seen so far (the last 16), with as
+        many replayed older observations (``adapt``)."""
+        mine = self.examples[task.type]
+        mine.append(Observation(task, decision, score))
+        del mine[:-16]
+        others = [o for o in self.buffer if o.task.type != task.type]
+        adapt(self.agent, list(mine), others, steps=steps, seed=self.rng.randrange(2**31))
 
 
 def adapt(

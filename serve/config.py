@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from braid.paths import setting
 from serve.braids import BraidPolicy
 from tools.config import ToolsConfig
 from tools.safety import is_loopback
@@ -47,7 +48,7 @@ class ServeConfig(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     api_key: str | None = Field(
-        default_factory=lambda: os.environ.get("BRAID_API_KEY"),
+        default_factory=lambda: setting("BRAID_API_KEY"),
         validate_default=True,
         description="required as 'Authorization: Bearer <key>' when set (default: $BRAID_API_KEY)",
     )

@@ -43,10 +43,11 @@ class OnlineMeta:
             self._refresh()
             return self.agent.forward_with_explanation(task, **constraints)
 
-    def learn(self, task: Any, decision: Any, performance: float, baseline: float | None) -> float:
+    def learn(self, task: Any, decision: Any, score: float, baseline: float | None) -> float:
+        """One update from a raw ``score`` (the coordinator passes the prediction moved by the rating)."""
         with self.lock, self._file_lock():
             self._refresh()
-            loss = self.agent.learn_from_feedback(task, decision, performance, baseline)
+            loss = self.agent.learn_from_feedback(task, decision, score=score, baseline=baseline)
             self.updates += 1
             self._save()
             return loss

@@ -75,7 +75,10 @@ class TaskIn(_In):
 class ConstraintsIn(_In):
     compute_budget: float | None = Field(None, gt=0, le=1, description="max share of the pool's parameters")
     latency_requirement: float | None = Field(None, gt=0, le=1e6, description="max decode ms per token")
-    accuracy_target: float | None = Field(None, ge=-1e6, le=1e6, description="min predicted score")
+    accuracy_target: float | None = Field(
+        None, ge=0, le=1, description="min quality 0..1: share of the best score measured for the task type"
+    )
+    min_score: float | None = Field(None, ge=-1e6, le=1e6, description="min predicted raw score (log scale)")
 
 
 class BraidOptions(_In):

@@ -78,6 +78,20 @@ class ToolsConfig(_Frozen):
         return self
 
     @classmethod
+    def default(cls) -> ToolsConfig:
+        """The settings ``ToolExecutor()`` uses: the YAML file named by BRAID_TOOLS_CONFIG (the environment,
+        then ``.env``), else the safe defaults."""
+        import os
+
+        from dotenv import dotenv_values, find_dotenv
+
+        env = find_dotenv(usecwd=True)
+        path = os.environ.get("BRAID_TOOLS_CONFIG") or (
+            dotenv_values(env).get("BRAID_TOOLS_CONFIG") if env else None
+        )
+        return cls.from_yaml(path) if path else cls()
+
+    @classmethod
     def from_yaml(cls, path: str | Path) -> ToolsConfig:
         import yaml
 

@@ -27,7 +27,7 @@ from tools.tool import Tool, to_jsonable
 
 
 class ToolExecutor:
-    """``ToolExecutor()`` registers web_search and extract_content; ``memory_manager=`` adds search_memory;
+    """``ToolExecutor()`` (settings: ``ToolsConfig.default()``) registers web_search and extract_content; ``memory_manager=`` adds search_memory;
     ``config.mcp_servers`` adds the tools of each external MCP server as ``<server>.<tool>``."""
 
     def __init__(
@@ -38,7 +38,7 @@ class ToolExecutor:
         resolver: Resolver = system_resolver,
         builtin: bool = True,
     ):
-        self.config = config or ToolsConfig()
+        self.config = config or ToolsConfig.default()
         self.resolver = resolver
         self._tools: dict[str, Tool] = {}
         self._running, self._lock = 0, threading.Lock()

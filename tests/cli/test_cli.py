@@ -110,3 +110,48 @@ def test_help_is_quick_and_imports_no_torch():
         subprocess.run([sys.executable, "-m", "cli", "--help"], env=env, capture_output=True, check=True)
         runs.append(time.perf_counter() - start)
     assert min(runs) < 1.0, runs
+
+
+def seed_block(language: str, after: str) -> str:
+    """The first ``language`` code block of the cheat-sheet seed after the line ``after``."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "seeds" / "cheat_sheet.md").read_text()
+    return re.search(rf"```{language}\n(.*?)```", text[text.index(after) :], re.S).group(1)
+
+
+def test_the_seeds_fusion_config_as_is_with_models_from_dotenv_and_data_from_a_flag(
+    pico, tmp_path, monkeypatch
+):
+    seed_yaml = seed_block("yaml", "### Training (config/fusion_config.yaml)")
+    assert "fusion_layers: [0, 4, 8, 12, 16, 20]" in seed_yaml and "model_configs" not in seed_yaml
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "fusion_config.yaml").write_text(seed_yaml)
+    (tmp_path / "train.txt").write_text("\n".join(["the braid reads the text", "a quick brown fox"] * 4))
+    a, b = pico("llama", layers=24, seed=1), pico("mistral", layers=24, seed=2)
+    for name in ("MODEL_A_PATH", "MODEL_B_PATH", "MODEL_C_PATH", "FUSION_STRATEGY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(f"MODEL_A_PATH={a}\nMODEL_B_PATH={b}\nFUSION_STRATEGY=router\n")
+    args = ["train", "config/fusion_config.yaml", "--data", "train.txt", "--output-dir", "out"]
+    result = CliRunner().invoke(app, args, terminal_width=400)
+    assert result.exit_code == 0, result.output
+    braided = BraidedLLM.from_pretrained(tmp_path / "out")
+    assert [m.model_name for m in braided.config.model_configs] == [a, b]
+    assert braided.config.fusion_strategy == "learned_weighted"  # the file beats FUSION_STRATEGY
+    assert braided.config.fusion_layers == [0, 4, 8, 12, 16, 20]
+
+    from braid.jobs import model_paths_from_env
+
+    monkeypatch.setenv("MODEL_A_PATH", b)  # the environment beats .env; a flag beats both
+    assert model_paths_from_env() == [b, b]
+    flagged = CliRunner().invoke(app, [*args[:4], "--model", a, "--model", b, "--output-dir", "out2"])
+    assert flagged.exit_code == 0, flagged.output
+    assert [m.model_name for m in BraidedLLM.from_pretrained("out2").config.model_configs] == [a, b]
+
+    (tmp_path / ".env").unlink()
+    monkeypatch.delenv("MODEL_A_PATH")
+    missing = CliRunner().invoke(app, ["train", "config/fusion_config.yaml"], terminal_width=400)
+    assert missing.exit_code == 2
+    assert "give --model PATH at least twice" in missing.stderr and "give --data FILE" in missing.stderr

@@ -88,13 +88,26 @@ def test_entity_names_have_one_limit_on_every_backend(manager):
     assert manager.stats() == before
 
 
-@pytest.mark.parametrize("rel", ["HAS`]->(x) DELETE x //", "has framework", "KNOWS'", "", "A" * 65])
+def test_the_seeds_relationship_creates_the_missing_entity_and_types_are_normalised(manager):
+    manager.create_entity("Python", "language", "Programming language")
+    assert manager.create_entity_relationship("Python", "Django", "HAS_FRAMEWORK") == "HAS_FRAMEWORK"
+    assert manager.get_entity("Django")["type"] == "entity"  # created by the relationship
+    manager.create_entity("Django", "framework", "Web framework")  # described later: an upsert
+    assert manager.get_entity("Django")["type"] == "framework"
+    for written in ("has framework", "has-framework", "hasFramework", "Has.Framework"):
+        assert manager.create_entity_relationship("Python", "Django", written) == "HAS_FRAMEWORK"
+    assert manager.get_entity_neighbourhood("Django") == [
+        {"source": "Python", "target": "Django", "type": "HAS_FRAMEWORK", "metadata": {}}
+    ]
+    assert manager.stats()["entities"] == 2
+
+
+@pytest.mark.parametrize("rel", ["HAS`]->(x) DELETE x //", "1ST_OF", "KNOWS'", "", "A" * 65])
 def test_bad_relationship_types_are_refused_and_change_nothing(manager, rel):
     manager.create_entity("a", "t")
-    manager.create_entity("b", "t")
     before = manager.stats()
     with pytest.raises(ValueError, match="invalid relationship type"):
-        manager.create_entity_relationship("a", "b", rel)
+        manager.create_entity_relationship("a", "b", rel)  # b is not created either
     assert manager.stats() == before
 
 

@@ -63,14 +63,26 @@ def test_pretraining_on_records_picks_the_best_config_per_task_and_respects_cons
     seen, unseen = agent.calibration.score_margin
     assert seen >= 0.0 and unseen >= 0.0
     answered = 0
-    for target in (0.2, 0.5, 0.7, 0.85):
+    for floor in (0.2, 0.5, 0.7, 0.85):  # raw scores
+        try:
+            d = agent(FACTS, min_score=floor)
+        except Infeasible:
+            continue
+        answered += 1
+        assert true_score(FACTS, d) >= floor  # the score margin keeps score floors true
+    assert answered >= 2
+    best = agent.calibration.best_score["fact_recall"]
+    assert best == max(o.score for o in obs if o.task is FACTS)  # quality 1.0: the best measured
+    answered = 0
+    for target in (0.3, 0.5, 0.6, 0.8, 0.95):  # quality 0..1: share of the best measured, in likelihood terms
         try:
             d = agent(FACTS, accuracy_target=target)
         except Infeasible:
             continue
         answered += 1
-        assert true_score(FACTS, d) >= target  # the score margin keeps accuracy targets true
-    assert answered >= 2
+        assert math.exp(true_score(FACTS, d) - best) >= target
+        assert agent.quality(FACTS, true_score(FACTS, d)) >= target
+    assert answered >= 3
 
 
 def test_reinforce_improves_reward_on_a_synthetic_bandit():

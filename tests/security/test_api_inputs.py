@@ -10,9 +10,10 @@ from tests.security.conftest import call
 
 @pytest.mark.parametrize("target", [1e6, -1e6, 999_999.5])
 @pytest.mark.parametrize("path", ["/v1/braid/decide", "/v1/chat/completions"])
-def test_extreme_accuracy_targets_are_answered_not_500(server, path, target):
-    """accuracy_target 1e6 overflowed math.exp in the decision's predicted latency (a 500)."""
-    constraints = {"accuracy_target": target}
+def test_extreme_score_floors_are_answered_not_500(server, path, target):
+    """A raw score floor of 1e6 (then accuracy_target) overflowed math.exp in the decision's predicted
+    latency (a 500)."""
+    constraints = {"min_score": target}
     body = (
         {"query": "what is 2 + 2?", "constraints": constraints}
         if path.endswith("decide")
@@ -32,6 +33,7 @@ def test_extreme_accuracy_targets_are_answered_not_500(server, path, target):
         ({"max_tokens": "8"}, "max_tokens"),
         ({"temperature": "0.5"}, "temperature"),
         ({"braid": {"constraints": {"latency_requirement": 1e9}}}, "braid.constraints.latency_requirement"),
+        ({"braid": {"constraints": {"accuracy_target": 90}}}, "braid.constraints.accuracy_target"),
     ],
 )
 def test_wrong_types_and_out_of_range_numbers_are_400_naming_the_field(server, body, param):

@@ -14,7 +14,8 @@ constraints = st.fixed_dictionaries(
     optional={
         "compute_budget": st.one_of(st.floats(0, 1, exclude_min=True), edges),
         "latency_requirement": st.one_of(st.floats(0, 1e6, exclude_min=True), edges),
-        "accuracy_target": st.one_of(st.floats(-1e6, 1e6), edges),
+        "accuracy_target": st.one_of(st.floats(0, 1), edges),
+        "min_score": st.one_of(st.floats(-1e6, 1e6), edges),
     },
 )
 task = st.fixed_dictionaries(
