@@ -280,10 +280,10 @@ ONLINE: dict[str, float] = {}
 
 def constraint_checks(agent: MetaBraider, truth: Truth, task: str, rng: random.Random, n: int) -> list[str]:
     """Random compute budgets and latency limits, in a third of the draws a raw score floor (``min_score``)
-    and in another third a 0..1 ``accuracy_target`` (quality: a score's likelihood share of the best measured
-    for the task), that some measured config meets: "met" when the choice meets them in truth (measured
-    latency and score against the measured best, exact parameter share), "violated" when not, "refused"
-    when the agent answered infeasible."""
+    and in another third a 0..1 ``accuracy_target`` (quality: a score's likelihood share of the best; for a
+    held-out type, the best measured config within the other limits), that some measured config meets: "met"
+    when the choice meets them in truth (measured latency and score, exact parameter share), "violated" when
+    not, "refused" when the agent answered infeasible."""
     from meta import Infeasible
 
     share = {c: float(agent.compute_share[c]) for c in truth.configs}
@@ -294,12 +294,16 @@ def constraint_checks(agent: MetaBraider, truth: Truth, task: str, rng: random.R
         limit = rng.uniform(min(ms.values()), max(ms.values()))
         kind = rng.choice(("none", "min_score", "accuracy_target"))
         low, high = min(score.values()), max(score.values())
+        # a held-out type has no measured best: its target is a share of the best the other limits allow
+        allowed = [score[c] for c in truth.configs if share[c] <= budget + 1e-9 and ms[c] <= limit]
         accuracy = {
             "none": {},
             "min_score": {"min_score": rng.uniform(low, high)},
             "accuracy_target": {"accuracy_target": rng.uniform(q_share(low, high), 1.0)},
         }[kind]
-        floor = accuracy.get("min_score", raw(accuracy["accuracy_target"], high) if accuracy else None)
+        floor = accuracy.get("min_score")
+        if "accuracy_target" in accuracy and allowed:
+            floor = raw(accuracy["accuracy_target"], max(allowed))
 
         def meets(c: int, budget=budget, limit=limit, floor=floor) -> bool:
             good = floor is None or score[c] >= floor - 1e-9

@@ -140,11 +140,14 @@ class BraidSession:
         return {"input_ids": torch.tensor([ids[keep:]], device=member.device)}
 
 
+MIN_TEMPERATURE = 1e-4  # sampling this cold is greedy decoding
+
+
 def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> int:
     """One token id from (1, V) logits: argmax at temperature 0, else temperature / top-k / top-p sampling."""
-    if params.temperature == 0.0:
+    if params.temperature < MIN_TEMPERATURE:  # below it the division overflows (or the float32 divisor is 0)
         return int(logits.argmax(-1))
-    logits = logits / params.temperature
+    logits = logits.float() / params.temperature
     if params.top_k is not None:
         kth = torch.topk(logits, min(params.top_k, logits.shape[-1])).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))

@@ -222,9 +222,10 @@ class MetaBraider(nn.Module):
     ) -> torch.Tensor:
         """(C, 3): how far each candidate misses the compute budget, the latency limit and the score limits
         (0 = met). A raw ``min_score`` and an ``accuracy_target`` against a measured best hold on the
-        prediction minus the score margin (what the agent may overshoot); against a best that is itself a
-        prediction (a type never measured) the target is relative, prediction to prediction, where a shared
-        overshoot cancels (the best among ``among`` when the choice is limited to it)."""
+        prediction minus the score margin (what the agent may overshoot). A type never measured has no best
+        to be a share of, so its target is relative to the best the request allows: the best predicted
+        candidate within the budget and latency limit (and ``among``), prediction to prediction, where a
+        shared overshoot cancels."""
         zero = torch.zeros(len(pred))
         budget = zero if c.compute_budget is None else (self.compute_share - c.compute_budget).clamp(min=0)
         ms = (pred[:, 1] + self.calibration.latency_slack()).exp()
@@ -237,10 +238,23 @@ class MetaBraider(nn.Module):
         if c.accuracy_target is not None:
             best = self.calibration.best_score.get(task_type)
             low = pred[:, 0] - (margin if best is not None else 0.0)
-            predicted_best = float(pred[among if among is not None else slice(None), 0].max())
-            floor = raw(c.accuracy_target, best if best is not None else predicted_best)
+            floor = raw(
+                c.accuracy_target,
+                best if best is not None else self._best_allowed(pred, budget, latency, among),
+            )
             accuracy = torch.maximum(accuracy, (floor - low).clamp(min=0))
         return torch.stack([budget, latency, accuracy], -1)
+
+    @staticmethod
+    def _best_allowed(
+        pred: torch.Tensor, budget: torch.Tensor, latency: torch.Tensor, among: list[int] | None
+    ) -> float:
+        allowed = (budget == 0) & (latency == 0)
+        if among is not None:
+            inside = torch.zeros_like(allowed)
+            inside[among] = True
+            allowed &= inside
+        return float(pred[allowed, 0].max() if allowed.any() else pred[:, 0].max())
 
     @staticmethod
     def _describe(v: torch.Tensor, c: Constraints, names_only: bool = False) -> Any:

@@ -140,12 +140,14 @@ def curriculum_pools(obs: list[Observation], stages: int = 3) -> list[list[Obser
 
 def pretrain(
     agent: MetaBraider, obs: list[Observation], steps: int = 300, lr: float = 3e-3, batch: int = 32,
-    seed: int = 0, progress: bool = False, transfer: bool = True, curriculum: bool = False,
+    seed: int = 0, progress: bool = False, transfer: bool = True, curriculum: bool = False, measured: bool = True,
 ) -> list[float]:  # fmt: skip
     """Supervised pretraining; returns the loss per step. ``transfer``: also pretrain one agent per task type
     without it, to learn how far predictions for a type never seen overshoot (the unseen score margin).
     ``curriculum``: easy tasks first (``curriculum_pools``: the steps split into stages that widen from the
-    easiest third of the tasks to all of them) instead of every batch drawn from all."""
+    easiest third of the tasks to all of them) instead of every batch drawn from all. ``measured``: the
+    scores are measurements (sweep records), so each type's best among them is its quality reference;
+    adaptation passes feedback turned into scores, which must not set it."""
     if not obs:
         raise ValueError("no observations to pretrain on (no sweep record fits the agent's pool and grid)")
     rng, opt = random.Random(seed), torch.optim.AdamW(agent.parameters(), lr=lr)
@@ -165,7 +167,8 @@ def pretrain(
         opt.step()
         history.append(loss.item())
     agent.eval()
-    agent.calibrated(calibrate_accuracy(agent, obs, calibrate_latency(agent, obs, agent.calibration)))
+    calibration = calibrate_accuracy(agent, obs, calibrate_latency(agent, obs, agent.calibration), measured)
+    agent.calibrated(calibration)
     if transfer:
         over = transfer_overshoot(
             agent, obs, dict(steps=steps, lr=lr, batch=batch, seed=seed, curriculum=curriculum)
@@ -194,14 +197,16 @@ def calibrate_latency(
 
 
 @torch.no_grad()
-def calibrate_accuracy(agent: MetaBraider, obs: list[Observation], calibration: Calibration) -> Calibration:
+def calibrate_accuracy(
+    agent: MetaBraider, obs: list[Observation], calibration: Calibration, measured: bool = True
+) -> Calibration:
     """``calibration`` with the score margins: the most the predicted score overshot the measured one over
     ``obs``, with each task's type as it is, and read as a type never seen (how the agent predicts for a new
     type). Margins only grow: adapting on a few examples must not loosen what the full records taught."""
     seen, unseen = calibration.score_margin
     margins = (max(seen, overshoot(agent, obs)), max(unseen, overshoot(agent, obs, unseen=True)))
     best = dict(calibration.best_score)
-    for o in obs:  # each type's best measured score: quality 1.0 for it
+    for o in obs if measured else []:  # each type's best measured score: quality 1.0 for it
         best[o.task.type] = max(best.get(o.task.type, -math.inf), o.score)
     return replace(calibration, score_margin=margins, best_score=best)
 
@@ -277,11 +282,12 @@ class Feedback:
 
 def adapt(
     agent: MetaBraider, examples: list[Observation], replay: list[Observation] | None = None, steps: int = 60,
-    lr: float = 1e-3, seed: int = 0,
+    lr: float = 1e-3, seed: int = 0, measured: bool = False,
 ) -> list[float]:  # fmt: skip
     """Few-shot adaptation to a new task type from k observations, mixed with a replay of old ones (as many
-    as the new) so what the agent knew is kept."""
+    as the new) so what the agent knew is kept. ``measured``: the examples' scores are measurements (see
+    ``pretrain``)."""
     rng = random.Random(seed)
     old = rng.sample(replay, min(len(replay), len(examples))) if replay else []
     return pretrain(agent, examples + old, steps=steps, lr=lr, batch=len(examples) + len(old), seed=seed,
-                    transfer=False)  # fmt: skip
+                    transfer=False, measured=measured)  # fmt: skip

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from braid.sampling import SamplingParams
+from meta.features import infer_task
 from serve.braids import DEFAULT, BraidFactory, LocalBraids
 from serve.online import OnlineMeta
 from serve.planner import ModelPlanner, RulePlanner, ToolCall, supports_tool_calls
-from serve.prompt import build_prompt, infer_task
+from serve.prompt import build_prompt
 from serve.protocols import BraidSource, Memory, ResponseLog, Tools
 
 if TYPE_CHECKING:

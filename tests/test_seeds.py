@@ -72,10 +72,10 @@ hard_tasks = [_task("reasoning", 0.9, "If a > b and b > c then", " a > c")]
 new_task = {"type": "math", "complexity": 0.6}
 new_task_examples = [_task("math", 0.6, "2 + 2 =", " 4"), _task("math", 0.7, "3 * 3 =", " 9"),
                      _task("math", 0.5, "1 + 1 =", " 2")]
-user_task = {"type": "code", "complexity": 0.4, "description": "sort a list"}
-user_query = {"type": "qa", "complexity": 0.3}
+user_task = "def sort(xs):"  # the block decides for it and generates from it: a request's text is both
+user_query = "What is the capital of France?"
 get_user_feedback = lambda: 4  # a 1-5 star rating
-get_available_compute = lambda: 0.5  # the share of the pool's parameters this machine can hold
+get_available_compute = lambda: 0.7  # the share of the pool's parameters this machine can hold (2 of 3 equal models)
 user_history = [{"info": {"type": "qa"}, "data": "Hello", "expected_output": " Hi there"}]
 url, title = PAGE + "/article", "Braiding"
 query = "what is braiding?"

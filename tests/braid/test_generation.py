@@ -91,3 +91,12 @@ def test_a_prompt_no_member_can_hold_is_refused_before_any_work(fused_trio):
     with pytest.raises(ValueError, match="the prompt is empty"):
         fused_trio.generate("", max_new_tokens=4)
     assert fused_trio.generate("the braid", max_new_tokens=2) is not None
+
+
+def test_a_temperature_near_zero_is_greedy_not_nan():
+    """5e-324 became 0 in float32 and the division made NaN probabilities (a 500 over HTTP)."""
+    logits = torch.randn(1, 40) * 30
+    for t in (5e-324, 1e-300, 1e-7):
+        assert sample_next(logits, SamplingParams(temperature=t, top_p=0.5), torch.Generator()) == int(
+            logits.argmax()
+        )
