@@ -11,46 +11,18 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from meta.requests import infer_task
 
 KNOWN_TYPES = ("language_modeling", "code_completion", "arithmetic", "fact_recall", "qa", "reasoning")
 KNOWN_CAPABILITIES = ("fluency", "code", "arithmetic", "recall", "reasoning", "knowledge", "syntax")
 KNOWN_DOMAINS = ("prose", "code", "arithmetic", "facts", "general", "medical", "legal")
 QUANTIZATIONS = ("none", "8bit", "4bit")
 TEXT_DIM = 384  # all-MiniLM-L6-v2
-
-
-CODE = re.compile(r"```|\bdef \w+\(|\bclass \w+|\bimport \w+|\breturn\b|[{};]\s*$", re.M)
-ARITHMETIC = re.compile(r"\d+\s*[-+*/x×÷]\s*\d+|\bsum of\b|\bhow much is\b", re.I)
-QUESTION = re.compile(r"\?\s*$|^(what|who|when|where|which|why|how|is|are|does|do|can)\b", re.I)
-FACT = re.compile(r"\b(value of|capital of|born|population|stands for|key)\b", re.I)
-
-
-def infer_task(query: str, complexity: float | None = None) -> dict[str, Any]:
-    """The meta-braider's view of a query when the request names no task: a type and capabilities by rules
-    (code, arithmetic, fact question, question, plain text); the text embedding carries the rest."""
-    if CODE.search(query):
-        kind, caps = "code_completion", ("code", "syntax")
-    elif ARITHMETIC.search(query):
-        kind, caps = "arithmetic", ("arithmetic", "reasoning")
-    elif FACT.search(query) and QUESTION.search(query.strip()):
-        kind, caps = "fact_recall", ("recall", "knowledge")
-    elif QUESTION.search(query.strip()):
-        kind, caps = "qa", ("knowledge", "reasoning")
-    else:
-        kind, caps = "language_modeling", ("fluency",)
-    if complexity is None:  # longer queries are harder, saturating at ~400 characters
-        complexity = min(1.0, 0.2 + len(query) / 500)
-    return {
-        "type": kind,
-        "complexity": round(complexity, 3),
-        "capabilities": caps,
-        "description": query[:500],
-    }
 
 
 class MetaTask(BaseModel):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from braid.sampling import SamplingParams
-from meta.features import infer_task
+from meta.requests import infer_task
 from serve.braids import DEFAULT, BraidFactory, LocalBraids
 from serve.online import OnlineMeta
 from serve.planner import ModelPlanner, RulePlanner, ToolCall, supports_tool_calls

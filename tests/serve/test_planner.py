@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from meta.features import infer_task
+from meta.requests import infer_task
 from serve.planner import ModelPlanner, RulePlanner, parse_tool_calls, supports_tool_calls
 from serve.prompt import build_prompt, fit_prompt
 from tools import FetchSettings, SearchSettings, ToolExecutor, ToolsConfig
