@@ -29,7 +29,7 @@ from meta.features import (
 )
 from meta.learn import Feedback
 from meta.net import DecisionLogits, DecisionNet, DecisionSpace
-from meta.outcomes import Example
+from meta.outcomes import Example, evaluate
 from meta.personal import Personal
 from meta.pool import describe_pool
 
@@ -309,15 +309,13 @@ class MetaBraider(nn.Module):
         if baseline is not None and score is None:
             baseline = raw(baseline, reference)
         if user is not None:
-            predicted = float(self.scores(info)[0][self.candidates.index_of(decision), 0])
-            return self.personal.update(user, self.candidates.index_of(decision), predicted, target) ** 2
+            i = self.candidates.index_of(decision)
+            return self.personal.update(user, i, float(self.scores(info)[0][i, 0]), target) ** 2
         return self.online_learner().learn(info, decision, target, baseline)
 
     def _learn_example(self, example: Example) -> float:
         decision, performance = example.decision, example.outcome
         if performance is None:  # run it: the agent's choice on the example's prompt, scored
-            from meta.outcomes import evaluate
-
             decision = self(example.info, user=example.user)
             with create_braided_model(decision) as braided:
                 output = braided.generate(example.data)

@@ -27,8 +27,8 @@ from tools.tool import Tool, to_jsonable
 
 
 class ToolExecutor:
-    """``ToolExecutor()`` (settings: ``ToolsConfig.default()``) registers web_search and extract_content; ``memory_manager=`` adds search_memory;
-    ``config.mcp_servers`` adds the tools of each external MCP server as ``<server>.<tool>``."""
+    """``ToolExecutor()`` (settings: ``ToolsConfig.default()``) registers web_search and extract_content;
+    ``memory_manager=`` adds search_memory; ``config.mcp_servers`` adds the tools of each external MCP server as ``<server>.<tool>``."""
 
     def __init__(
         self,
