@@ -305,9 +305,11 @@ def demo(
         False, help="only the zoo, sweep and meta-braider serve.yaml reads; no chats"
     ),
     verbose: bool = typer.Option(False, help="also show other libraries' log lines and warnings"),
+    keep_serving: bool = typer.Option(False, help="keep the server (and its web page) up until Ctrl-C"),
 ) -> None:
     """The whole system: tiny zoo, a Tune sweep, meta-braider pretraining, Ray Serve, openai-client chats
-    with memory and a tool call, feedback; prints answers, decisions, explanations and timings."""
+    with memory and a tool call, feedback; prints answers, decisions, explanations and timings, then the
+    web page's URL."""
     if prepare:
         from serve.demo import prepare as prepare_only
 
@@ -315,7 +317,7 @@ def demo(
         return
     from serve.demo import main
 
-    main(quick=quick, workdir=workdir, verbose=verbose)
+    main(quick=quick, workdir=workdir, verbose=verbose, keep_serving=keep_serving)
 
 
 @app.command()

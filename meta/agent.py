@@ -31,6 +31,7 @@ from meta.learn import Feedback
 from meta.net import DecisionLogits, DecisionNet, DecisionSpace
 from meta.outcomes import Example, evaluate
 from meta.personal import Personal
+from meta.policy import policy_log_prob
 from meta.pool import describe_pool
 
 FORMAT = "llm-braid-meta/2"  # 2: model tokens carry task affinity
@@ -166,6 +167,12 @@ class MetaBraider(nn.Module):
         if (offsets := self.personal.offsets(user)) is not None:
             pred[:, 0] += offsets
         return pred, out, lr01, temp01
+
+    @torch.no_grad()
+    def probability(self, task_info: Any, decision: BraidingDecision) -> float:
+        """The policy's probability of ``decision`` for this task (its selector heads, ``meta.policy``): what
+        an online update moves, so a rating's effect can be shown as before and after."""
+        return float(policy_log_prob(self.encode(MetaTask.of(task_info)), self, decision).exp())
 
     def reference(self, task_info: Any, pred: torch.Tensor | None = None) -> float:
         """The raw score that is quality 1.0 for this task (``Calibration.reference``)."""

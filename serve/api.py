@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serve.config import ServeConfig
+from serve.dashboard import Dashboard
 from serve.limits import BodyLimit, Metrics
+from serve.page import PAGE_PATHS, add_page_routes
 from serve.schemas import (
     BraidInfo,
     ChatCompletion,
@@ -38,7 +41,7 @@ if TYPE_CHECKING:
     from serve.coordinator import Coordinator
     from serve.protocols import Memory
 
-OPEN_PATHS = {"/healthz", "/openapi.json"}
+OPEN_PATHS = {"/healthz", "/openapi.json", *PAGE_PATHS}  # the page asks for the key itself
 ERRORS = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error", 409: "conflict",
           413: "request_too_large", 422: "infeasible", 504: "timeout", 503: "unavailable"}  # fmt: skip
 RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -91,7 +94,7 @@ def create_app(coordinator: Coordinator, config: ServeConfig) -> FastAPI:
         coord = app.state.coordinator
         if body.stream:
             turn = await call(coord.prepare, **kwargs)
-            return StreamingResponse(_sse(coord, turn, body, call), media_type="text/event-stream")
+            return StreamingResponse(_sse(coord, turn, body, call, metrics), media_type="text/event-stream")
         result = await call(coord.run, **kwargs)
         return _completion(result, body, kwargs["max_new_tokens"])
 
@@ -118,6 +121,7 @@ def create_app(coordinator: Coordinator, config: ServeConfig) -> FastAPI:
         return FeedbackResponse(**{k: out.get(k) for k in FeedbackResponse.model_fields})
 
     _conversation_routes(app, call)
+    add_page_routes(app, Dashboard(config.records, coordinator.responses), call)
 
     @app.get("/healthz")
     async def healthz():
@@ -264,7 +268,9 @@ def _completion(result: Any, body: ChatRequest, max_new_tokens: int) -> dict:
     }  # fmt: skip
 
 
-async def _sse(coord: Any, turn: Any, body: ChatRequest, call: Callable) -> AsyncIterator[str]:
+async def _sse(
+    coord: Any, turn: Any, body: ChatRequest, call: Callable, metrics: Metrics
+) -> AsyncIterator[str]:
     """OpenAI's chunk stream: a role delta, content deltas, a final chunk with finish_reason (and ``braid``),
     an optional usage chunk, then [DONE]. An error after the first byte arrives as an ``error`` event."""
     created = int(time.time())
@@ -275,13 +281,23 @@ async def _sse(coord: Any, turn: Any, body: ChatRequest, call: Callable) -> Asyn
         return f"data: {json.dumps(data)}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
-    pieces, answer = coord.stream(turn), []
+    pieces, answer, lock = coord.stream(turn), [], threading.Lock()
     done = object()
+
+    def step() -> Any:
+        with lock:  # a stop waits for the token in flight, then closes the generator
+            return next(pieces, done)
+
     try:
-        while (piece := await call(next, pieces, done)) is not done:
+        while (piece := await call(step)) is not done:
             answer.append(piece)
             yield chunk({"content": piece})
         result = await call(coord.finish, turn, "".join(answer), 0, len(answer))
+    except (asyncio.CancelledError, GeneratorExit):  # the client left mid-answer (the page's stop button)
+        threading.Thread(
+            target=_stopped, args=(coord, turn, pieces, answer, lock, metrics), daemon=True
+        ).start()
+        raise
     except Exception as e:  # noqa: BLE001 - the status line is sent: report in-band
         body_ = {"error": {"message": str(e), "type": ERRORS.get(_status_of(e), "server_error")}}
         yield f"data: {json.dumps(body_)}\n\ndata: [DONE]\n\n"
@@ -292,3 +308,14 @@ async def _sse(coord: Any, turn: Any, body: ChatRequest, call: Callable) -> Asyn
         usage = {"prompt_tokens": 0, "completion_tokens": len(answer), "total_tokens": len(answer)}
         yield f"data: {json.dumps({'id': turn.response_id, 'object': 'chat.completion.chunk', 'created': created, 'model': turn.key, 'choices': [], 'usage': usage})}\n\n"
     yield "data: [DONE]\n\n"
+
+
+def _stopped(
+    coord: Any, turn: Any, pieces: Any, answer: list[str], lock: threading.Lock, metrics: Metrics
+) -> None:
+    """Stop a stream whose client left: closing the generator ends the braid's decoding loop after the token
+    it is on (and frees the braid for the next request); the part already sent is kept as the answer."""
+    with lock:
+        pieces.close()
+    metrics.stopped()
+    coord.finish(turn, "".join(answer), 0, len(answer))

@@ -66,6 +66,7 @@ def _serve_on_ray(cfg, address: str | None) -> None:
     table = Table("endpoint", "base URL", title="serving (Ctrl-C stops)")
     for i, url in enumerate(urls):
         table.add_row("Serve proxy" if i == 0 else f"gateway replica {i} (direct)", url + "/v1")
+    table.add_row("web page", urls[0] + "/")
     console.print(table, soft_wrap=True)
     try:
         while True:
@@ -85,7 +86,9 @@ def _serve_here(cfg) -> None:
 
     coordinator = build_coordinator(cfg)
     console.print(
-        f"serving on http://{cfg.host}:{cfg.port}/v1 (uvicorn in this process; Ctrl-C stops)", soft_wrap=True
+        f"serving on http://{cfg.host}:{cfg.port}/v1 (uvicorn in this process; Ctrl-C stops)\n"
+        f"web page: http://{cfg.host}:{cfg.port}/",
+        soft_wrap=True,
     )
     uvicorn.run(create_app(coordinator, cfg), host=cfg.host, port=cfg.port, log_level="warning",
                 http=header_deadline_protocol())  # fmt: skip

@@ -278,8 +278,16 @@ class Coordinator:
             return {"response_id": response_id, "learned": False}
         decision = BraidingDecision.model_validate(row["decision"])
         predicted = decision.predicted_score or 0.0
+        before = self.meta.probability(row["task"], decision)
         loss = self.meta.learn(row["task"], decision, predicted + rating, baseline=predicted)
-        return {"response_id": response_id, "learned": True, "loss": loss, "updates": self.meta.updates}
+        return {
+            "response_id": response_id,
+            "learned": True,
+            "loss": loss,
+            "updates": self.meta.updates,
+            "probability_before": before,
+            "probability_after": self.meta.probability(row["task"], decision),
+        }
 
 
 def _generation(options: dict, decision: Any) -> dict:

@@ -289,6 +289,26 @@ NOISY = (
 )
 
 
+def page(console: Console, config: Any, keep_serving: bool) -> dict:
+    """The web page's URL and key (checked to answer); with ``keep_serving``, the server stays up until
+    Ctrl-C."""
+    import httpx2 as httpx
+
+    url = f"http://127.0.0.1:{config.port}/"
+    status = httpx.get(url, timeout=30).status_code
+    after = (
+        "Ctrl-C stops it" if keep_serving else "it closes with the demo: `braid demo --keep-serving` keeps it"
+    )
+    console.print(
+        Panel(f"web page: {url}\nAPI key: {config.api_key}\n({after})", title="chat, traces, dashboard")
+    )
+    if keep_serving:
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+    return {"url": url, "status": status}
+
+
 def _errors_only(record: Any) -> bool:
     return record.levelno >= 40  # logging.ERROR
 
@@ -353,6 +373,7 @@ def main(
     workdir: str | Path | None = None,
     verbose: bool = False,
     console: Console | None = None,
+    keep_serving: bool = False,
 ) -> dict:
     import ray
 
@@ -371,6 +392,7 @@ def main(
         turns = chat(console, config, f"http://127.0.0.1:{pages.server_address[1]}/braids.html")
         rated = feedback(console, config, turns)
         report(console, turns)
+        web = page(console, config, keep_serving)
     finally:
         pages.shutdown()
         if ray.is_initialized():  # the cluster is the demo's own: shutting it down stops Serve with it
@@ -381,5 +403,6 @@ def main(
         "turns": turns,
         "feedback": rated,
         "records": len(records),
+        "page": web,
         "seconds": time.perf_counter() - start,
     }

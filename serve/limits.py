@@ -67,6 +67,7 @@ class Metrics:
     def __init__(self, window: int = 2048):
         self.counts: dict[tuple[str, int], int] = defaultdict(int)
         self.latency: dict[str, deque] = defaultdict(lambda: deque(maxlen=window))
+        self.streams_stopped = 0
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:  # the app is pickled into Serve replicas; locks are not picklable
@@ -74,6 +75,11 @@ class Metrics:
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["window"])
+
+    def stopped(self) -> None:
+        """A streamed answer ended early because its client left (the page's stop button)."""
+        with self._lock:
+            self.streams_stopped += 1
 
     def observe(self, path: str, status: int, seconds: float) -> None:
         """``path``: the matched route's template, or "other"; ``status`` an HTTP status code."""
@@ -96,4 +102,8 @@ class Metrics:
                     value = ordered[min(len(ordered) - 1, int(q * len(ordered)))]
                     lines.append(f'braid_request_seconds{{path="{path}",quantile="{q}"}} {value:.6f}')
                 lines.append(f'braid_request_seconds_count{{path="{path}"}} {len(ordered)}')
+            lines += [
+                "# TYPE braid_streams_stopped_total counter",
+                f"braid_streams_stopped_total {self.streams_stopped}",
+            ]
         return "\n".join(lines) + "\n"

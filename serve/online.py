@@ -43,6 +43,12 @@ class OnlineMeta:
             self._refresh()
             return self.agent.forward_with_explanation(task, **constraints)
 
+    def probability(self, task: Any, decision: Any) -> float:
+        """The policy's probability of ``decision`` for ``task`` now (``MetaBraider.probability``)."""
+        with self.lock:
+            self._refresh()
+            return self.agent.probability(task, decision)
+
     def learn(self, task: Any, decision: Any, score: float, baseline: float | None) -> float:
         """One update from a raw ``score`` (the coordinator passes the prediction moved by the rating)."""
         with self.lock, self._file_lock():

@@ -79,6 +79,21 @@ class ResponseLog:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
 
+    def recent(self, limit: int = 200) -> list[dict]:
+        """The newest ``limit`` responses, newest first, each with its rating (None if unrated) and when it
+        was rated; the query and answer are left out (the dashboard counts, it does not read)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT r.id, r.created, r.model, r.task, r.decision, f.rating, f.created FROM responses r "
+                "LEFT JOIN feedback f ON f.response_id = r.id ORDER BY r.created DESC, r.rowid DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        keys = ("id", "created", "model", "task", "decision", "rating", "rated")
+        out = [dict(zip(keys, row, strict=True)) for row in rows]
+        for row in out:
+            row["task"], row["decision"] = _load(row["task"]), _load(row["decision"])
+        return out
+
     def close(self) -> None:
         self._db.close()
 

@@ -196,6 +196,10 @@ class FeedbackResponse(BaseModel):
     response_id: str
     learned: bool
     updates: int | None = None
+    probability_before: float | None = Field(
+        None, description="the policy's probability of the decision, before"
+    )
+    probability_after: float | None = Field(None, description="... and after this rating's update")
 
 
 class ConversationIn(_In, _Text):

@@ -108,6 +108,21 @@ def test_auth(server):
     assert httpx.get(server.url + "/v1/models").status_code == 401
 
 
+def test_the_page_is_open_and_its_data_behind_the_key(server):
+    page = httpx.get(server.url + "/")
+    assert page.status_code == 200 and "<title>llm-braid</title>" in page.text
+    assert "connect-src 'self'" in page.headers["content-security-policy"]
+    assert httpx.get(server.url + "/static/app.js").headers["content-type"].startswith("text/javascript")
+    assert httpx.get(server.url + "/static/secret.py").status_code == 401  # only the page's own files
+    assert httpx.get(server.url + "/v1/dashboard/sweeps").status_code == 401
+    ok = httpx.get(server.url + "/v1/dashboard/decisions", headers={"Authorization": "Bearer sk-test"})
+    assert ok.status_code == 200 and set(ok.json()) == {"by_type", "feedback", "recent"}
+    bad = httpx.get(
+        server.url + "/v1/dashboard/decisions?limit=0", headers={"Authorization": "Bearer sk-test"}
+    )
+    assert bad.status_code == 400 and "limit" in bad.json()["error"]["message"]
+
+
 def test_open_endpoint_only_on_loopback(meta_checkpoint):
     ServeConfig(meta_braider=str(meta_checkpoint), api_key=None)  # 127.0.0.1 by default
     with pytest.raises(ValidationError, match="not loopback and no api_key is set"):

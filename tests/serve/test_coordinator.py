@@ -3,6 +3,8 @@ tools against a page server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -89,7 +91,12 @@ def test_feedback_moves_the_decision_probability_and_persists(serve_config, rati
     before = log_prob(coord, result.task, result.decision)
     for r in results:
         out = coord.feedback(r.response_id, rating)
+        # what the page shows: the policy's probability of the decision before and after this update
+        assert (out["probability_after"] - out["probability_before"]) * rating > 0
     assert out["learned"] and out["updates"] == 3
+    assert math.log(out["probability_after"]) == pytest.approx(
+        log_prob(coord, result.task, result.decision), abs=1e-4
+    )
     with pytest.raises(AlreadyRated, match="already been rated"):  # a replay applies no second update
         coord.feedback(result.response_id, rating)
     assert coord.meta.updates == 3

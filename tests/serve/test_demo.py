@@ -47,3 +47,4 @@ def test_demo_quick_runs_end_to_end(tiny_zoo, tmp_path, monkeypatch, capfd):
     assert [f["updates"] for f in out["feedback"]] == [1, 2, 3, 4]
     assert out["records"] >= 4 and (tmp_path / "meta-braider.pt").exists()
     assert (tmp_path / "state" / "meta-braider.online.pt").exists()  # feedback persisted
+    assert out["page"]["status"] == 200 and f"web page: {out['page']['url']}" in printed

@@ -88,6 +88,9 @@ def test_auth_on_serve(deployed):
     with pytest.raises(openai.AuthenticationError):
         chat(openai.OpenAI(base_url=url + "/v1", api_key="wrong", max_retries=0), "hi")
     assert httpx.get(url + "/v1/models").status_code == 401
+    page = httpx.get(url + "/")  # the web page is served by the gateway under Ray Serve too, open
+    assert page.status_code == 200 and "/static/app.js" in page.text
+    assert httpx.get(url + "/v1/dashboard/sweeps").status_code == 401
 
 
 def test_sixteen_concurrent_clients(deployed):
