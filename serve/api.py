@@ -90,7 +90,11 @@ def create_app(coordinator: Coordinator, config: ServeConfig) -> FastAPI:
 
     @app.post("/v1/chat/completions", response_model=ChatCompletion)
     async def chat_completions(body: ChatRequest, request: Request):
-        kwargs = {**_run_kwargs(body, config), "owner": owner_of(request, body.user)}
+        owner = owner_of(request, body.user)
+        personal = (
+            owner if config.personalize and body.user else None
+        )  # a user's own decisions (meta.personal)
+        kwargs = {**_run_kwargs(body, config), "owner": owner, "user": personal}
         coord = app.state.coordinator
         if body.stream:
             turn = await call(coord.prepare, **kwargs)
@@ -117,7 +121,10 @@ def create_app(coordinator: Coordinator, config: ServeConfig) -> FastAPI:
     @app.post("/v1/feedback", response_model=FeedbackResponse)
     async def feedback(body: FeedbackRequest, request: Request):
         owner = owner_of(request, body.user)
-        out = await call(app.state.coordinator.feedback, body.response_id, body.rating, body.comment, owner)
+        personal = config.personalize and body.user is not None
+        out = await call(
+            app.state.coordinator.feedback, body.response_id, body.rating, body.comment, owner, personal
+        )
         return FeedbackResponse(**{k: out.get(k) for k in FeedbackResponse.model_fields})
 
     _conversation_routes(app, call)

@@ -67,6 +67,11 @@ class ServeConfig(_Frozen):
     data_dir: str | None = Field(None, description="memory, response log and agent state; default: data dir")
     use_memory: bool = True
     use_tools: bool = True
+    personalize: bool = Field(
+        False,
+        description="a request that names a `user` gets decisions with that user's own correction, and its "
+        "ratings train that correction instead of the shared policy (meta.personal)",
+    )
     tools: ToolsConfig = ToolsConfig()
     max_request_bytes: int = Field(256_000, gt=0)
     max_tokens_limit: int = Field(256, ge=1, description="cap on max_tokens per request")

@@ -149,12 +149,13 @@ class Coordinator:
         task: dict | None = None,
         history: list[dict] | None = None,
         owner: str | None = None,
+        user: str | None = None,
         **generation: Any,
     ) -> Turn:
         if not isinstance(query, str) or not query.strip():
             raise ValueError("query is empty")
         start = time.perf_counter()
-        key, decision, explanation, task_info = self.decide(query, model, task, constraints or {})
+        key, decision, explanation, task_info = self.decide(query, model, task, constraints or {}, user)
         turn = Turn(query, key, "", SamplingParams(**_generation(generation, decision)), decision=decision,
                     explanation=explanation, task=task_info, started=start, owner=owner)  # fmt: skip
         turn.timings["decide"] = _ms(start)
@@ -175,10 +176,11 @@ class Coordinator:
         return turn
 
     def decide(
-        self, query: str, model: str | None, task: dict | None, constraints: dict
+        self, query: str, model: str | None, task: dict | None, constraints: dict, user: str | None = None
     ) -> tuple[str, Any, str | None, dict | None]:
         """(braid key, decision, explanation, task): a pinned braid when ``model`` names one, else the
-        meta-braider's choice for the task (inferred from the query when not given)."""
+        meta-braider's choice for the task (inferred from the query when not given), with ``user``'s own
+        correction when one is named (``meta.personal``)."""
         model = model or self.default_key
         if model != "auto":
             if not self.braids.known(model):
@@ -188,7 +190,7 @@ class Coordinator:
         if self.meta is None:
             raise UnknownModel(f"model 'auto' needs a meta-braider; available: {self.models()}")
         task_info = dict(task) if task else infer_task(query)
-        decision, explanation = self.meta.decide(task_info, **constraints)
+        decision, explanation = self.meta.decide(task_info, user=user, **constraints)
         return decision.key(), decision, explanation, task_info
 
     def models(self) -> list[str]:
@@ -255,12 +257,18 @@ class Coordinator:
 
     # -- feedback ---------------------------------------------------------------------------------------------
     def feedback(
-        self, response_id: str, rating: float, comment: str | None = None, owner: str | None = None
+        self,
+        response_id: str,
+        rating: float,
+        comment: str | None = None,
+        owner: str | None = None,
+        personal: bool = False,
     ) -> dict:
         """A rating in [-1, 1] for an answer: logged, and when the meta-braider chose its braid, an online
         update relative to the score it predicted (so +1 always pushes towards that decision). One rating per
         answer (a second raises AlreadyRated), from the ``owner`` the answer was written for: another
-        owner's answer reads as unknown, so ids cannot be probed."""
+        owner's answer reads as unknown, so ids cannot be probed. ``personal``: the rating trains the owner's own
+        correction (``meta.personal``), not the shared policy; the policy's probability then does not move."""
         from meta.decision import BraidingDecision
 
         if not -1 <= rating <= 1:
@@ -278,13 +286,15 @@ class Coordinator:
             return {"response_id": response_id, "learned": False}
         decision = BraidingDecision.model_validate(row["decision"])
         predicted = decision.predicted_score or 0.0
+        user = owner if personal else None
         before = self.meta.probability(row["task"], decision)
-        loss = self.meta.learn(row["task"], decision, predicted + rating, baseline=predicted)
+        loss = self.meta.learn(row["task"], decision, predicted + rating, baseline=predicted, user=user)
         return {
             "response_id": response_id,
             "learned": True,
             "loss": loss,
             "updates": self.meta.updates,
+            "personal": personal,
             "probability_before": before,
             "probability_after": self.meta.probability(row["task"], decision),
         }

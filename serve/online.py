@@ -38,10 +38,10 @@ class OnlineMeta:
         online._stamp = _stamp(state) if resumed else None
         return online
 
-    def decide(self, task: Any, **constraints: Any):
+    def decide(self, task: Any, user: str | None = None, **constraints: Any):
         with self.lock:
             self._refresh()
-            return self.agent.forward_with_explanation(task, **constraints)
+            return self.agent.forward_with_explanation(task, user=user, **constraints)
 
     def probability(self, task: Any, decision: Any) -> float:
         """The policy's probability of ``decision`` for ``task`` now (``MetaBraider.probability``)."""
@@ -49,11 +49,14 @@ class OnlineMeta:
             self._refresh()
             return self.agent.probability(task, decision)
 
-    def learn(self, task: Any, decision: Any, score: float, baseline: float | None) -> float:
-        """One update from a raw ``score`` (the coordinator passes the prediction moved by the rating)."""
+    def learn(
+        self, task: Any, decision: Any, score: float, baseline: float | None, user: str | None = None
+    ) -> float:
+        """One update from a raw ``score`` (the coordinator passes the prediction moved by the rating); with
+        a ``user``, that user's correction learns instead of the shared policy."""
         with self.lock, self._file_lock():
             self._refresh()
-            loss = self.agent.learn_from_feedback(task, decision, score=score, baseline=baseline)
+            loss = self.agent.learn_from_feedback(task, decision, score=score, baseline=baseline, user=user)
             self.updates += 1
             self._save()
             return loss

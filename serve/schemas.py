@@ -200,6 +200,7 @@ class FeedbackResponse(BaseModel):
         None, description="the policy's probability of the decision, before"
     )
     probability_after: float | None = Field(None, description="... and after this rating's update")
+    personal: bool = Field(False, description="the rating trained the user's own correction (personalize)")
 
 
 class ConversationIn(_In, _Text):

@@ -267,10 +267,12 @@ function rating(responseId) {
         method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ response_id: responseId, rating: value, comment: comment.value || null }),
       });
-      result.textContent = out.learned
-        ? `Meta-braider updated (update ${out.updates}): this braid's policy probability ` +
-          `${fmt(out.probability_before)} → ${fmt(out.probability_after)}`
-        : "Rating saved (a pinned braid: the meta-braider did not choose it).";
+      result.textContent = !out.learned
+        ? "Rating saved (a pinned braid: the meta-braider did not choose it)."
+        : out.personal
+          ? `Your own correction learned from it (update ${out.updates}); the shared policy did not move.`
+          : `Meta-braider updated (update ${out.updates}): this braid's policy probability ` +
+            `${fmt(out.probability_before)} → ${fmt(out.probability_after)}`;
     } catch (e) {
       result.textContent = `Rating failed: ${e.message}`;
     }

@@ -108,6 +108,23 @@ def test_feedback_moves_the_decision_probability_and_persists(serve_config, rati
     assert restarted.responses.feedback_count() == 3
 
 
+def test_personalized_ratings_move_only_that_users_decisions(serve_config):
+    config = serve_config(personalize=True)
+    coord = build_coordinator(config)
+    shared = coord.run("def add(a, b):", max_new_tokens=2).model
+    for _ in range(6):  # ana keeps disliking what she is given until her decision moves
+        mine = coord.run("def add(a, b):", max_new_tokens=2, owner="ana", user="ana")
+        if mine.model != shared:
+            break
+        out = coord.feedback(mine.response_id, -1.0, owner="ana", personal=True)
+        assert out["personal"] and out["probability_after"] == out["probability_before"]
+    assert mine.model != shared
+    assert coord.run("def add(a, b):", max_new_tokens=2, owner="bo", user="bo").model == shared
+    assert coord.run("def add(a, b):", max_new_tokens=2).model == shared  # the shared policy did not move
+    restarted = build_coordinator(config)  # ana's correction was saved with the agent
+    assert restarted.run("def add(a, b):", max_new_tokens=2, owner="ana", user="ana").model == mine.model
+
+
 def test_replicas_sharing_a_state_dir_learn_from_each_others_feedback(serve_config):
     config = serve_config()
     one, two = build_coordinator(config), build_coordinator(config)  # two gateway replicas, one node
