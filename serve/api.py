@@ -91,10 +91,8 @@ def create_app(coordinator: Coordinator, config: ServeConfig) -> FastAPI:
     @app.post("/v1/chat/completions", response_model=ChatCompletion)
     async def chat_completions(body: ChatRequest, request: Request):
         owner = owner_of(request, body.user)
-        personal = (
-            owner if config.personalize and body.user else None
-        )  # a user's own decisions (meta.personal)
-        kwargs = {**_run_kwargs(body, config), "owner": owner, "user": personal}
+        user = owner if config.personalize and body.user else None  # that user's correction (meta.personal)
+        kwargs = {**_run_kwargs(body, config), "owner": owner, "user": user}
         coord = app.state.coordinator
         if body.stream:
             turn = await call(coord.prepare, **kwargs)
