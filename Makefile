@@ -13,8 +13,8 @@ env:
 lock:  # re-resolve pyproject's ranges to the newest releases and rewrite requirements.lock
 	$(PYTHON) scripts/bootstrap.py --lock
 
-demo:
-	$(PYTHON) -m cli demo
+demo:  # make demo DEMO_ARGS=--keep-serving keeps the server and its web page up until Ctrl-C
+	$(PYTHON) -m cli demo $(DEMO_ARGS)
 
 test:
 	$(PYTHON) -m pytest -q
