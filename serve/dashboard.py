@@ -35,10 +35,15 @@ class Dashboard:
         for name, points in sorted(by_type.items()):
             points = [p for p in points if p["score"] is not None][:MAX_POINTS]
             front = pareto(points)
+            on_front = {id(p) for p in front}  # by identity: two records may describe equal points
             for p in points:
-                p["pareto"] = p in front
-            best = max(points, key=lambda p: p["score"]) if points else None
-            types[name] = {"points": points, "best": best, "front": [p["key"] for p in front]}
+                p["pareto"] = id(p) in on_front
+            # the front runs fastest to best-scoring, so its last point is the best configuration
+            types[name] = {
+                "points": points,
+                "best": front[-1] if front else None,
+                "front": [p["key"] for p in front],
+            }
         source = str(self.records_path) if self.records_path else None
         return {"records": source, "count": sum(len(t["points"]) for t in types.values()), "types": types}
 
