@@ -260,6 +260,10 @@ class Feedback:
         self.baseline[key] += (performance - self.baseline[key]) / min(self.seen[key], 20)  # running mean
         self.agent.train()
         out = self.agent.encode(task)
+        # REINFORCE moves the selector heads only: through the shared encoder, rewards of off-policy or
+        # noisy decisions pulled the scorer's inputs around and undid what the scorer had learnt
+        mask = torch.ones(out.model_states.shape[:2], dtype=torch.bool)  # (1, N)
+        out = self.agent.net.heads(out.task_state.detach(), out.model_states.detach(), mask)
         loss = -advantage * policy_log_prob(out, self.agent, decision) - self.entropy * policy_entropy(out)
         self.buffer.append(Observation(task, decision, performance))
         replay = self.rng.sample(list(self.buffer), min(self.replay, len(self.buffer)))

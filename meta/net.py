@@ -122,7 +122,12 @@ class DecisionNet(nn.Module):
         )
         pad = torch.cat([torch.zeros_like(pool_mask[:, :1]), ~pool_mask], 1)  # (B, 1 + N) True = ignore
         h = self.encoder(tokens, src_key_padding_mask=pad)  # (B, 1 + N, D)
-        t, m = h[:, 0], h[:, 1:]
+        return self.heads(h[:, 0], h[:, 1:], pool_mask)
+
+    def heads(self, t: torch.Tensor, m: torch.Tensor, pool_mask: torch.Tensor) -> DecisionLogits:
+        """The selector heads on the encoded task token t (B, D) and model tokens m (B, N, D). Online policy
+        updates call this on detached tokens: the policy gradient moves the heads, never the encoder the
+        scorer reads (``meta.learn.Feedback``)."""
         sel = self.model_selector(m).masked_fill(~pool_mask[..., None], NEG)  # (B, N, 2)
         s = self.space
         lay = self.layer_selector(t)

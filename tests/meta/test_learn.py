@@ -172,3 +172,16 @@ def test_an_unseen_task_type_is_anchored_on_the_model_that_serves_it(tmp_path):
     assert agent(prose).anchor == "prose"
     agent.save(tmp_path / "meta.pt")
     assert MetaBraider.load(tmp_path / "meta.pt").seen_types == agent.seen_types
+
+
+def test_online_feedback_teaches_the_scorer_and_the_policy_gradient_never_undoes_it():
+    """Random decisions rated in a world the agent was pretrained wrongly on: the scorer (what decides)
+    must learn the world. The policy gradient once reached the shared encoder and left the scorer's ranking
+    uncorrelated with the truth after hundreds of ratings."""
+    from tests.meta.feedback_world import quality, stream, wrong_agent
+
+    agent = wrong_agent()
+    assert quality(agent) < 0.5
+    for t, d, s in stream(agent, 400, seed=1):
+        agent.learn_from_feedback(t, d, score=s)
+    assert quality(agent) == pytest.approx(1.1)  # every held-out task gets its best braid
