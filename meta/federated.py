@@ -18,6 +18,7 @@ optimiser moments and replay buffer, the calibration, and per-user corrections (
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -129,8 +130,17 @@ class Pending:
 class FederatedReplica:
     """One replica's agent, learning locally and merging through ``merger`` every ``sync_every`` updates."""
 
-    def __init__(self, agent: MetaBraider, merger: MergerClient, sync_every: int = 8, max_retries: int = 8):
+    def __init__(
+        self,
+        agent: MetaBraider,
+        merger: MergerClient,
+        sync_every: int = 8,
+        refresh_s: float | None = None,
+        max_retries: int = 8,
+    ):
         self.agent, self.merger, self.sync_every, self.max_retries = agent, merger, sync_every, max_retries
+        self.refresh_s = refresh_s  # a replica that gets few ratings still takes the others' this often
+        self.pulled_at = 0.0
         self.pending: list[Pending] = []
         self.base: State = {}
         self.base_version = -1
@@ -141,8 +151,17 @@ class FederatedReplica:
         state, version = self.merger.pull()
         self.agent.net.load_state_dict(state)  # in place: the online optimiser keeps its parameters
         self.base = {k: v.detach().clone() for k, v in self.agent.net.state_dict().items()}
-        self.base_version = version
+        self.base_version, self.pulled_at = version, time.monotonic()
         return version
+
+    def refresh(self) -> int:
+        """Take the others' merged updates now: merging this replica's pending ones first, never dropping them."""
+        return self.sync() if self.pending else self.pull()
+
+    def maybe_refresh(self) -> None:
+        """``refresh`` when ``refresh_s`` have passed since the last pull (a decision calls this: cheap)."""
+        if self.refresh_s is not None and time.monotonic() - self.pulled_at >= self.refresh_s:
+            self.refresh()
 
     def decide(self, task: Any, **constraints: Any) -> Any:
         return self.agent(task, **constraints)

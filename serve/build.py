@@ -25,7 +25,11 @@ def build_coordinator(config: ServeConfig, braids: Any = None) -> Coordinator:
         from tools import ToolExecutor
 
         tools = ToolExecutor(config.tools, memory_manager=memory)
-    meta = OnlineMeta.open(config.meta_braider, state) if config.meta_braider else None
+    meta = None
+    if config.meta_braider and config.federated:
+        meta = OnlineMeta.federated(config.meta_braider, config.federated, state)
+    elif config.meta_braider:
+        meta = OnlineMeta.open(config.meta_braider, state)
     if braids is None:
         braids = LocalBraids(braid_factory(config, meta), config.deployment.braids_per_replica)
     return Coordinator(

@@ -44,6 +44,21 @@ class BraidDeploymentConfig(_Frozen):
         return self
 
 
+class FederationConfig(_Frozen):
+    """Gateway replicas that learn from their own feedback and merge (``meta.federated``) instead of sharing
+    one state file: for replicas on different nodes, which share no disk."""
+
+    sync_every: int = Field(8, ge=1, description="feedback updates a replica makes before it merges")
+    staleness: int = Field(4, ge=0, description="merges a replica's base may be behind and still be added")
+    refresh_s: float = Field(
+        10.0, gt=0, description="a replica takes the others' merged updates at least this often (seconds)"
+    )
+    merger: str = Field("braid-meta-merger", min_length=1, description="the merger actor's name")
+    path: str | None = Field(
+        None, description="the merged state's file, on storage every node reaches (default: the state dir)"
+    )
+
+
 class ServeConfig(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -71,6 +86,9 @@ class ServeConfig(_Frozen):
         False,
         description="a request that names a `user` gets decisions with that user's own correction, and its "
         "ratings train that correction instead of the shared policy (meta.personal)",
+    )
+    federated: FederationConfig | None = Field(
+        None, description="replicas merge their feedback through a merger actor (meta.federated)"
     )
     tools: ToolsConfig = ToolsConfig()
     max_request_bytes: int = Field(256_000, gt=0)
@@ -115,6 +133,8 @@ class ServeConfig(_Frozen):
             )
         if self.meta_braider is None and not self.braids:
             raise ValueError("nothing to serve: give meta_braider (a checkpoint) and/or braids (pinned)")
+        if self.federated is not None and self.meta_braider is None:
+            raise ValueError("federated learning needs a meta_braider to learn")
         if self.default_model == "auto" and self.meta_braider is None:
             raise ValueError("default_model 'auto' needs a meta_braider; name a pinned braid instead")
         if self.default_model != "auto" and self.default_model not in self.braids:

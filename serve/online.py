@@ -1,6 +1,8 @@
 """The meta-braider as a service keeps it: one lock around deciding and learning, and every feedback update
 saved (atomically) beside the pretrained checkpoint it started from, so learning survives a restart. Replicas
-sharing a state dir take each other's updates: each learns under a file lock, from the latest saved state."""
+sharing a state dir take each other's updates: each learns under a file lock, from the latest saved state.
+Replicas on nodes that share no disk learn federated instead (``OnlineMeta.federated``, ``meta.federated``):
+each from its own feedback, merging through a merger actor that keeps the merged state."""
 
 from __future__ import annotations
 
@@ -10,12 +12,23 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from meta.federated import FederatedReplica
+    from serve.config import FederationConfig
 
 
 class OnlineMeta:
-    def __init__(self, agent: Any, save_to: str | Path | None = None, source: str | None = None):
+    def __init__(
+        self,
+        agent: Any,
+        save_to: str | Path | None = None,
+        source: str | None = None,
+        replica: FederatedReplica | None = None,
+    ):
         self.agent, self.save_to, self.source = agent, Path(save_to) if save_to else None, source
+        self.replica = replica  # federated: shared updates go through the merger, not a state file
         self.lock = threading.RLock()
         self.updates = 0
         self._stamp: tuple[int, int] | None = None  # (inode, mtime_ns) of the saved state this agent holds
@@ -38,6 +51,19 @@ class OnlineMeta:
         online._stamp = _stamp(state) if resumed else None
         return online
 
+    @classmethod
+    def federated(cls, checkpoint: str | Path, config: FederationConfig, state_dir: str | Path) -> OnlineMeta:
+        """The agent from ``checkpoint``, one replica of a federation: it starts from the merged state (the
+        merger actor is made by the first replica, from this checkpoint) and merges every ``sync_every``
+        updates. Needs Ray (a Serve replica runs in it)."""
+        from meta.agent import MetaBraider
+        from meta.federated import FederatedReplica, RayMerger, initial_state
+
+        agent = MetaBraider.load(checkpoint)
+        path = config.path or Path(state_dir) / "meta-braider.merged.pt"
+        merger = RayMerger.start(config.merger, initial_state(agent), path, config.staleness)
+        return cls(agent, replica=FederatedReplica(agent, merger, config.sync_every, config.refresh_s))
+
     def decide(self, task: Any, user: str | None = None, **constraints: Any):
         with self.lock:
             self._refresh()
@@ -54,6 +80,10 @@ class OnlineMeta:
     ) -> float:
         """One update from a raw ``score`` (the coordinator passes the prediction moved by the rating); with
         a ``user``, that user's correction learns instead of the shared policy."""
+        if self.replica is not None and user is None:
+            with self.lock:
+                self.updates += 1
+                return self.replica.learn(task, decision, score, baseline)
         with self.lock, self._file_lock():
             self._refresh()
             loss = self.agent.learn_from_feedback(task, decision, score=score, baseline=baseline, user=user)
@@ -62,6 +92,12 @@ class OnlineMeta:
             return loss
 
     def _refresh(self) -> None:
+        if self.replica is not None:
+            self.replica.maybe_refresh()
+            return
+        self._refresh_file()
+
+    def _refresh_file(self) -> None:
         """Take the saved state when another process saved since (same origin only): in place, so the
         feedback learner's optimizer keeps pointing at the agent's parameters."""
         from meta.agent import MetaBraider
