@@ -131,7 +131,7 @@ def evaluate(records: list, pool: list, smoke: bool, alone: dict[str, float] | N
     vecs = {t: encode_task(MetaTask.of(info)) for t, info in truth.tasks.items()}
     types = sorted({info.type for info in truth.tasks.values()})
     rows, gaps, latencies, picks, checks = (
-        {m: 0.0 for m in ("random", "best fixed", "kNN", "meta-braider", CURRICULUM)},
+        {m: 0.0 for m in ("random", "best fixed", "kNN", "meta-braider", CURRICULUM, MULTI)},
         0.0,
         [],
         [],
@@ -151,6 +151,7 @@ def evaluate(records: list, pool: list, smoke: bool, alone: dict[str, float] | N
         pretrain(
             ordered, observations_from_records(ordered, seen), steps=30 if smoke else 300, curriculum=True
         )
+        arbiter = multi_agent(agent, pool, observations_from_records(agent, seen), smoke)
         fixed, k = truth.best_of(train), tuned_k(truth, vecs, train)
         UNSEEN_MARGIN.append(agent.calibration.score_margin[1])
         agent.decide_among(truth.tasks[test[0]], truth.configs)  # warm: a served agent has decided before
@@ -164,13 +165,17 @@ def evaluate(records: list, pool: list, smoke: bool, alone: dict[str, float] | N
             in_order = agent0.candidates.index_of(ordered.decide_among(info, truth.configs))
             choice = {"random": statistics.mean(s.values()), "best fixed": s[fixed],
                       "kNN": s[knn_choice(truth, vecs, t, train, k)], "meta-braider": s[chosen],
-                      CURRICULUM: s[in_order]}  # fmt: skip
+                      CURRICULUM: s[in_order],
+                      MULTI: s[agent0.candidates.index_of(arbiter.decide_among(info, truth.configs))]}  # fmt: skip
             for m, v in choice.items():
                 rows[m] += oracle - v
             if alone is not None:
                 BEATS.append((s[chosen] > alone[t], oracle > alone[t]))
             gaps += oracle - s[fixed]
+            paired = random.Random()
+            paired.setstate(rng.getstate())  # the arbiter answers the very requests the single agent does
             checks += constraint_checks(agent, truth, t, rng, 5 if smoke else 40)
+            MULTI_CHECKS.extend(constraint_checks(arbiter, truth, t, paired, 5 if smoke else 40))
         FEW_SHOT.append(few_shot(agent, records, pool, truth, held, smoke))
         curves.append(online(agent, truth, vecs, test, 4 if smoke else 30))
     plot_online(curves, smoke)
@@ -178,6 +183,24 @@ def evaluate(records: list, pool: list, smoke: bool, alone: dict[str, float] | N
 
 
 CURRICULUM = "meta-braider, curriculum pretraining"
+MULTI = "multi-agent: quality-, latency- and cost-first proposers, arbiter"
+MULTI_CHECKS: list[tuple[str, str]] = []  # the arbiter's outcomes on the same constraint draws
+
+
+def multi_agent(agent: MetaBraider, pool: list, obs: list, smoke: bool):
+    """``agent`` as the quality-first proposer, with latency- and cost-first ones pretrained on the same
+    records from other seeds (``meta.arbiter``)."""
+    from meta.arbiter import Arbiter
+
+    proposers = [agent]
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        other = MetaBraider(pool, SPACE, dim=32)
+        pretrain(other, obs, steps=30 if smoke else 300, seed=seed)
+        proposers.append(other)
+    return Arbiter(list(zip(proposers, ("quality", "latency", "cost"), strict=True)))
+
+
 UNSEEN_MARGIN: list[
     float
 ] = []  # per held-out type: the agent's calibrated score margin for a type never seen
@@ -367,6 +390,19 @@ def report(rows, gaps, latencies, picks, checks, n_configs: int, smoke: bool) ->
         f"by one untimed decision): {lat:.2f} ms. "
         f"Selection entropy: {entropy:.2f} bits over {len(picks)} held-out tasks ({len(counts)} distinct configs "
         f"chosen; max {math.log2(min(len(picks), n_configs)):.2f})."
+    )
+    multi = Counter(o for k, o in MULTI_CHECKS if k != "min_score")
+    multi_answered = multi["met"] + multi["violated"]
+    summary += (
+        f"\n\nMulti-agent (`meta.arbiter`: the meta-braider as the quality-first proposer, latency- and "
+        f"cost-first proposers pretrained on the same records from other seeds; a candidate is allowed only if "
+        f"every proposer predicts it meets the limits, and the arbiter takes the proposal with the best mean "
+        f"predicted score): regret {rows[MULTI] / gaps if gaps else float('nan'):.2f} against "
+        f"{rows['meta-braider'] / gaps if gaps else float('nan'):.2f} for the single agent; on the same "
+        f"seed-form constraint draws, met {multi['met']}/{multi_answered} = "
+        f"{multi['met'] / max(multi_answered, 1):.1%} of answered (single agent {kinds['met'] / max(answered, 1):.1%}), "
+        f"refused {multi['refused']}/{sum(multi.values())} = {multi['refused'] / max(sum(multi.values()), 1):.1%} "
+        f"of satisfiable (single agent {kinds['refused'] / max(n, 1):.1%})."
     )
     shots = [q for k, _ in FEW_SHOT for q in k]
     full = [q for _, f in FEW_SHOT for q in f]

@@ -191,13 +191,7 @@ class MetaBraider(nn.Module):
         self, task_info: Any, limits: Constraints, among: list[int] | None = None, user: str | None = None
     ) -> tuple[BraidingDecision, dict[str, Any]]:
         pred, out, lr01, temp01 = self.scores(task_info, user)
-        unseen = self._unseen(MetaTask.of(task_info))
-        margin = self.calibration.score_margin[int(unseen)]
-        violation = self._violations(pred, limits, MetaTask.of(task_info).type, margin, among)  # (C, 3)
-        if among is not None:  # everything else counts as infinitely far from feasible
-            outside = torch.ones(len(pred), dtype=torch.bool)
-            outside[among] = False
-            violation[outside] = math.inf
+        violation = self.violations(task_info, pred, limits, among)  # (C, 3)
         feasible = (violation == 0).all(-1)
         if not feasible.any():
             i = int(violation.sum(-1).argmin())
@@ -213,6 +207,20 @@ class MetaBraider(nn.Module):
         info = {"out": out, "pred": pred, "index": i, "bound": bound, "feasible": int(feasible.sum()),
                 "reference": self.reference(task_info, pred), "user": user}  # fmt: skip
         return self._decision(i, lr01, temp01, pred), info
+
+    def violations(
+        self, task_info: Any, pred: torch.Tensor, limits: Constraints, among: list[int] | None = None
+    ) -> torch.Tensor:
+        """(C, 3): how far each candidate misses the compute budget, the latency limit and the score limits
+        for this task, given its predictions ``pred`` (``scores``); outside ``among``: infinitely far."""
+        task = MetaTask.of(task_info)
+        margin = self.calibration.score_margin[int(self._unseen(task))]
+        violation = self._violations(pred, limits, task.type, margin, among)  # (C, 3)
+        if among is not None:  # everything else counts as infinitely far from feasible
+            outside = torch.ones(len(pred), dtype=torch.bool)
+            outside[among] = False
+            violation[outside] = math.inf
+        return violation
 
     def _decision(self, i: int, lr01: float, temp01: float, pred: torch.Tensor) -> BraidingDecision:
         decision = self.candidates.decision(i, lr01, temp01, pred[i].tolist())

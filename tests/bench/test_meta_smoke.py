@@ -12,3 +12,5 @@ def test_meta_bench_smoke():
         and "Constraints as the seed states them (" in out
         and "A raw score floor" in out
     )
+    assert "| multi-agent: quality-, latency- and cost-first proposers, arbiter |" in out
+    assert "Multi-agent (`meta.arbiter`" in out and "for the single agent; on the same" in out

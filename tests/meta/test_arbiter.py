@@ -1,0 +1,71 @@
+"""Multi-agent braiding: proposers with different objectives, an arbiter that checks every proposal with
+every proposer."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from meta import Infeasible, MetaBraider
+from meta.arbiter import Arbiter, objective
+from meta.learn import pretrain
+from tests.meta.test_agent import POOL
+from tests.meta.test_learn import CODE, FACTS, synthetic_observations, true_score
+
+TOTAL = sum(m["parameters"] for m in POOL)
+
+
+def ms_of(d) -> float:
+    return 1.0 + sum(m["parameters"] for m in POOL if m["name"] in d.members) / 1e5
+
+
+@pytest.fixture(scope="module")
+def proposers() -> list[MetaBraider]:
+    agents = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        agent = MetaBraider(POOL, dim=32)
+        pretrain(agent, synthetic_observations(agent, 400, seed=seed), steps=150, lr=3e-3, transfer=False)
+        agents.append(agent)
+    return agents
+
+
+def test_an_unknown_objective_names_the_valid_ones(proposers):
+    with pytest.raises(KeyError, match="valid: \\['cost', 'latency', 'quality'\\]"):
+        Arbiter([(proposers[0], "speed")])
+    with pytest.raises(ValueError, match="at least one"):
+        Arbiter([])
+
+
+def test_objectives_propose_different_braids_and_the_arbiter_keeps_the_constraints(proposers):
+    arbiter = Arbiter(list(zip(proposers, ("quality", "latency", "cost"), strict=True)))
+    for task in (CODE, FACTS):
+        d = arbiter(task)
+        assert true_score(task, d) >= 0.8  # the ensemble's choice: the right anchor and strategy
+        assert len(arbiter.last["proposals"]) >= 2  # latency- and cost-first want smaller braids
+        utilities = [objective(n).utility(a.scores(task)[0], a.compute_share) for a, n in
+                     zip(proposers, ("quality", "latency", "cost"), strict=True)]  # fmt: skip
+        assert arbiter.last["proposals"][0] == int(utilities[0].argmax())
+    for limit in (2.3, 3.0, 5.0):
+        d = arbiter(FACTS, latency_requirement=limit)
+        assert ms_of(d) <= limit  # measured cost, every proposer's view
+    for budget in (0.16, 0.3):
+        d = arbiter(CODE, compute_budget=budget)
+        assert sum(m["parameters"] for m in POOL if m["name"] in d.members) / TOTAL <= budget
+    with pytest.raises(Infeasible):
+        arbiter(CODE, latency_requirement=0.5)
+
+
+def test_a_proposer_that_overrates_scores_is_outvoted(proposers):
+    """One agent predicts every braid far better than it is: alone it promises a score floor nothing meets;
+    with an honest proposer beside it the arbiter refuses."""
+    liar = copy.deepcopy(proposers[0])
+    with torch.no_grad():
+        liar.net.scorer[-1].bias[0] += 5.0  # every predicted score up by 5
+    floor = 1.5  # above every true score (at most 0.9)
+    d = liar(FACTS, min_score=floor)
+    assert true_score(FACTS, d) < floor  # alone, the overrating agent answers and misses
+    with pytest.raises(Infeasible, match="every proposer's view"):
+        Arbiter([(liar, "quality"), (proposers[1], "latency")])(FACTS, min_score=floor)
