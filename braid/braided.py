@@ -21,12 +21,13 @@ from torch import nn
 
 from braid import checkpoint
 from braid.alignment import Alignment
-from braid.config import BraidConfig, MemberConfig
+from braid.config import BraidConfig, MemberConfig, is_saved_braid
 from braid.fusion.stack import build_fusion
 from braid.fusion.step import FusionHistory, FusionStep
 from braid.generation import stream_text
 from braid.lockstep import Lockstep
 from braid.model_wrapper import Member, ModelWrapper
+from braid.nested import BraidMember
 from braid.readout import Readout
 from braid.runner import PLACEMENTS, MemberRunner, check_placement, resolve
 from braid.sampling import SamplingParams
@@ -81,9 +82,7 @@ class BraidedLLM(nn.Module):
         elif placement != "local":
             raise ValueError(f"give a runner or a placement, not both (placement={placement!r})")
         if models is None:
-            models = [
-                ModelWrapper(m.model_name, m.quantization, m.dtype, m.device) for m in config.model_configs
-            ]
+            models = [load_member(m) for m in config.model_configs]
         _check_models_match(config, models)
         self.models = nn.ModuleList(m.freeze() for m in models)
         self.lockstep = Lockstep(config.member_layers())
@@ -96,6 +95,7 @@ class BraidedLLM(nn.Module):
         }
         general = config.alignment == "general"
         self.cross_members = {m for m in range(len(models)) if m != config.anchor} if general else own
+        _check_inner_braids(models, self.cross_members)
         # Cross members exchange hidden states only with a hidden-state strategy; an output-level one
         # reads them through the bridge, which runs them itself.
         self.exchange_cross = self.cross_members if config.hidden_strategy else set()
@@ -124,13 +124,24 @@ class BraidedLLM(nn.Module):
         return self.anchor_model.tokenizer
 
     def train(self, mode: bool = True) -> BraidedLLM:
-        """Only the fusion modules change mode: frozen members always run in eval mode (no dropout)."""
+        """Only the fusion modules change mode (and inner braids that train with this one): frozen members
+        always run in eval mode (no dropout)."""
         self.training = mode
         self.fusion_modules.train(mode)
+        for member in self.models:
+            if member.named_trainable_parameters():
+                member.train(mode)
         return self
 
+    def named_fusion_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        """What training updates: the fusion modules, and the fusion of inner braids that train with them."""
+        yield from self.fusion_modules.named_parameters()
+        for m, member in enumerate(self.models):
+            for name, p in member.named_trainable_parameters():
+                yield f"models.{m}.{name}", p
+
     def fusion_parameters(self) -> list[nn.Parameter]:
-        return list(self.fusion_modules.parameters())
+        return [p for _, p in self.named_fusion_parameters()]
 
     def num_fusion_parameters(self) -> int:
         return sum(p.numel() for p in self.fusion_parameters())
@@ -226,6 +237,8 @@ class BraidedLLM(nn.Module):
     def close(self) -> None:
         """Release what the runner holds (remote members, their connections); safe to call twice."""
         self.runner.close()
+        for member in self.models:
+            member.close()
 
     def __enter__(self) -> BraidedLLM:
         return self
@@ -245,8 +258,12 @@ class BraidedLLM(nn.Module):
         checkpoint.load_fusion(self, path)
 
     def save_pretrained(self, directory: str | Path) -> None:
-        """Config + fusion weights; member weights are referenced by name or path, never copied."""
+        """Config + fusion weights; member weights are referenced by name or path, never copied (an inner
+        braid that trained with this one gets its fusion saved here too: ``checkpoint.inner_fusion_path``)."""
         checkpoint.save_braid(self, directory)
+        for m, member in enumerate(self.models):
+            if isinstance(member, BraidMember) and member.trainable:
+                member.braid.save_fusion_layers(checkpoint.inner_fusion_path(directory, m))
 
     @classmethod
     def from_pretrained(
@@ -259,7 +276,17 @@ class BraidedLLM(nn.Module):
         config = checkpoint.read_config(directory)
         braided = cls(config=config, models=models, placement=placement, ray_placement=ray_placement)
         braided.load_fusion_layers(checkpoint.fusion_path(directory))
+        for m, member in enumerate(braided.models):
+            if isinstance(member, BraidMember) and checkpoint.inner_fusion_path(directory, m).is_file():
+                member.braid.load_fusion_layers(checkpoint.inner_fusion_path(directory, m))
         return braided
+
+
+def load_member(m: MemberConfig) -> Member:
+    """A member as its config names it: a saved braid (``braid.nested``) or one HF model."""
+    if is_saved_braid(m.model_name):
+        return BraidMember(BraidedLLM.from_pretrained(m.model_name), m.model_name, m.trainable)
+    return ModelWrapper(m.model_name, m.quantization, m.dtype, m.device)
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -275,6 +302,15 @@ def _check_models_match(config: BraidConfig, models: list[Member]) -> None:
     for i, (arch, model) in enumerate(zip(config.archs, models, strict=True)):
         if (arch.num_layers, arch.hidden_size) != (model.num_layers, model.hidden_size):
             raise ValueError(f"models[{i}] does not match model_configs[{i}] ({arch} vs the loaded model)")
+
+
+def _check_inner_braids(models: list[Member], cross: set[int]) -> None:
+    for m in sorted(cross):
+        if isinstance(models[m], BraidMember):
+            raise ValueError(
+                f"member {m} ({models[m].model_name}) is a braid that reads with another tokenizer than the "
+                "anchor: a braid member must share the anchor's tokenizer (its own members may use any)"
+            )
 
 
 def same_tokenizer(a: Any, b: Any) -> bool:

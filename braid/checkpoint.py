@@ -12,19 +12,24 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from braid.config import BraidConfig
+from braid.config import BRAID_CONFIG_FILE, BraidConfig
 from braid.fusion.output import OUTPUT_LAYOUT
 
 if TYPE_CHECKING:
     from braid.braided import BraidedLLM
 
 FUSION_FILE = "fusion.safetensors"
-CONFIG_FILE = "braid_config.json"
+CONFIG_FILE = BRAID_CONFIG_FILE
 FORMAT = "llm-braid-fusion/1"
 
 
 def fusion_path(directory: str | Path) -> Path:
     return Path(directory) / FUSION_FILE
+
+
+def inner_fusion_path(directory: str | Path, member: int) -> Path:
+    """Where a braid saves the fusion of member ``member`` when that member is a braid trained with it."""
+    return Path(directory) / f"member-{member}-{FUSION_FILE}"
 
 
 def has_fusion(directory: str | Path | None) -> bool:

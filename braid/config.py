@@ -30,12 +30,23 @@ class ArchInfo(BaseModel):
     vocab_size: int
 
 
+BRAID_CONFIG_FILE = "braid_config.json"  # what makes a directory a saved braid (``braid.checkpoint``)
+
+
+def is_saved_braid(model_name: str | Path) -> bool:
+    """True for a directory ``BraidedLLM.save_pretrained`` wrote: a member that is itself a braid."""
+    return (Path(model_name).expanduser() / BRAID_CONFIG_FILE).is_file()
+
+
 @functools.lru_cache(maxsize=256)
 def probe_architecture(model_name: str) -> ArchInfo:
-    """Read a member's config (config.json only, no weights)."""
+    """Read a member's config (config.json only, no weights). A saved braid reads as its anchor."""
     from transformers import AutoConfig
 
     local = Path(model_name).expanduser()
+    if is_saved_braid(local):
+        inner = BraidConfig.model_validate_json((local / BRAID_CONFIG_FILE).read_text())
+        return inner.archs[inner.anchor]
     if model_name.startswith(("/", ".", "~")) and not (local / "config.json").is_file():
         what = "no such directory" if not local.exists() else "no config.json there"
         raise ValueError(f"no model at {model_name!r} ({what}): give a save_pretrained directory or a hub id")
@@ -61,6 +72,16 @@ class MemberConfig(BaseModel):
     quantization: Quantization | None = None
     dtype: DType | None = None
     device: str | None = None
+    # a saved braid as the member (``braid.nested``): train its fusion with this braid's instead of freezing it
+    trainable: bool = False
+
+    @field_validator("trainable")
+    @classmethod
+    def _trainable_braid(cls, v: bool, info: ValidationInfo) -> bool:
+        name = info.data.get("model_name")
+        if v and name is not None and not is_saved_braid(name):
+            raise ValueError(f"trainable applies to a saved braid as a member; {name!r} is a single model")
+        return v
 
 
 def proportional_layer(anchor_layer: int, anchor_depth: int, member_depth: int) -> int:

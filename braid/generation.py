@@ -49,6 +49,10 @@ class BraidSession:
         self.anchor_ends: list[int] = []
         self.member_tokens: dict[int, list[tuple[int, int]]] = {m: [] for m in self.cross}  # (id, end)
         self.length = 0
+        # after the prompt, one token per pass when a member reads that way (an inner braid whose members
+        # re-tokenize: ``braid.nested``)
+        self.stepwise = any(m.reads_stepwise for m in braided.models)
+        self.pass_logits: list[torch.Tensor] | None = None  # set to a list to collect every pass's logits
 
     @torch.no_grad()
     def feed(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -61,7 +65,10 @@ class BraidSession:
             for start in range(0, input_ids.shape[1], PREFILL_BLOCK):
                 logits = self.feed(input_ids[:, start : start + PREFILL_BLOCK])
             return logits
-        if not self.cross and not self.bridges:
+        if not self.cross and not self.bridges and self.length and self.stepwise:
+            for token in input_ids[0].tolist():
+                logits = self._run(self._shared(input_ids.new_tensor([[token]])), None)
+        elif not self.cross and not self.bridges:
             logits = self._run(self._shared(input_ids), None)
         elif self.length == 0:
             logits = self._prefill(input_ids)
@@ -87,6 +94,8 @@ class BraidSession:
             bridged[m] = tuple(x.unsqueeze(0) for x in session.steps([self.visible[:e] for e in ends]))
         ids = inputs[self.braided.config.anchor]["input_ids"]
         logits, _ = self.braided.output_logits(outs, alignment, self.output_cache, bridged, input_ids=ids)
+        if self.pass_logits is not None:
+            self.pass_logits.append(logits)  # (1, T, V)
         return logits[:, -1].float()
 
     def _prefill(self, input_ids: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,11 @@ Each member's unmodified HF forward runs in its own greenlet. A hook at a fusion
 its hidden state; when every member has parked at point p, the scheduler fuses once and resumes each member
 with its update. Greenlets switch in about a microsecond on one thread, so there is no lock, no GIL handoff
 and one deterministic order; each greenlet keeps its own contextvars, which HF's output capture relies on.
+
+Locksteps nest: a member that is itself a braid (``braid.nested``) runs its own members in greenlets under
+its member's greenlet. So a hook parks by switching to the scheduler of the lockstep that installed it (not
+to its greenlet's parent, which may be an inner scheduler), and the scheduler resumes the greenlet that
+parked (not the member's top greenlet, which may be waiting inside an inner scheduler).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class Lockstep:
     def __init__(self, plan: Sequence[Sequence[int]]):
         self.plan = [list(p) for p in plan]
         self.num_points = len(self.plan[0])
+        self._driver: greenlet.greenlet | None = None  # the scheduler while ``run`` is active
         self._points_at: list[dict[int, list[int]]] = []
         for layers in self.plan:
             at: dict[int, list[int]] = defaultdict(list)
@@ -41,7 +47,7 @@ class Lockstep:
         def at_layer(points: list[int]) -> Callable[[torch.Tensor], torch.Tensor]:
             def edit(h: torch.Tensor) -> torch.Tensor:
                 for p in points:
-                    update = greenlet.getcurrent().parent.switch((p, h))
+                    update = self._driver.switch((p, h, greenlet.getcurrent()))
                     if update is not None:
                         h = h + update
                 return h
@@ -58,14 +64,17 @@ class Lockstep:
         glets = {m: greenlet.greenlet(call) for m, call in enumerate(calls) if call is not None}
         results: list[Any] = [None] * len(calls)
         parked: dict[int, tuple[int, torch.Tensor]] = {}
+        resume = dict(glets)  # per member, the greenlet to switch to next (the one that parked)
 
         def advance(m: int, *value: Any) -> None:
-            out = glets[m].switch(*value)
+            out = resume[m].switch(*value)
             if glets[m].dead:
                 results[m] = out
             else:
-                parked[m] = out
+                p, h, resume[m] = out
+                parked[m] = (p, h)
 
+        outer, self._driver = self._driver, greenlet.getcurrent()
         try:
             for m in glets:
                 advance(m)
@@ -80,6 +89,7 @@ class Lockstep:
             if parked:
                 raise RuntimeError(f"members {sorted(parked)} parked after the last fusion point")
         finally:
+            self._driver = outer
             for g in glets.values():
                 if not g.dead:
                     g.throw(greenlet.GreenletExit)

@@ -70,6 +70,8 @@ class Member(nn.Module):
     member served by another process. Subclasses give ``config``, ``device`` and ``num_parameters``.
     """
 
+    reads_stepwise = False  # after its first pass, one new token per pass (an inner braid: ``braid.nested``)
+
     def __init__(self, model_name: str, tokenizer: Any, quantization: Quantization | None = None):
         super().__init__()
         self.model_name, self.tokenizer, self.quantization = model_name, tokenizer, quantization
@@ -139,6 +141,13 @@ class Member(nn.Module):
         remove = cache.get_seq_length() - length
         if remove > 0:
             cache.crop(-remove)
+
+    def named_trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """Parameters of the member itself that train with the braid's fusion (none: members are frozen)."""
+        return []
+
+    def close(self) -> None:
+        """Release what the member holds (an inner braid's runner); nothing for a model in this process."""
 
     def freeze(self) -> Member:
         return self.eval()

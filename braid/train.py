@@ -104,7 +104,7 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]
 
 def make_optimizer(braided: BraidedLLM, config: TrainConfig) -> torch.optim.Optimizer:
     gates, rest = [], []
-    for name, p in braided.fusion_modules.named_parameters():
+    for name, p in braided.named_fusion_parameters():
         (gates if name.endswith("gate") else rest).append(p)
     gate_lr = config.gate_learning_rate or 10 * config.learning_rate
     return torch.optim.AdamW(

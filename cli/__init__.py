@@ -170,6 +170,7 @@ def info(
     from braid.checkpoint import read_config
     from braid.config import BraidConfig
     from braid.jobs import TrainJob
+    from braid.nested import config_tree
 
     try:
         if config.is_dir():
@@ -184,13 +185,13 @@ def info(
     table = Table(title=f"{cfg.fusion_strategy} braid, fusion_dim {cfg.fusion_dim}")
     for col in ("#", "model", "role", "type", "layers", "hidden", "fusion at blocks"):
         table.add_column(col)
-    for i, (m, arch, layers) in enumerate(
-        zip(cfg.model_configs, cfg.archs, cfg.member_layers(), strict=True)
-    ):
-        mark = " (anchor)" if i == cfg.anchor else ""
+    roles = [m.role or "" for m in cfg.model_configs]
+    for row in config_tree(cfg):  # an inner braid's members indented under it
+        indent = "  " * row.depth + ("└ " if row.depth else "")
         table.add_row(
-            str(i), m.model_name + mark, m.role or "", arch.model_type, str(arch.num_layers),
-            str(arch.hidden_size), ", ".join(map(str, layers)),
+            indent + str(row.index), row.name + (" (anchor)" if row.anchor else ""),
+            roles[row.index] if row.depth == 0 else "", row.what, str(row.num_layers), str(row.hidden_size),
+            ", ".join(map(str, row.fusion_blocks)),
         )  # fmt: skip
     console.print(table)
 
