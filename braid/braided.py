@@ -282,11 +282,12 @@ class BraidedLLM(nn.Module):
         return braided
 
 
-def load_member(m: MemberConfig) -> Member:
-    """A member as its config names it: a saved braid (``braid.nested``) or one HF model."""
+def load_member(m: MemberConfig, device: str | None = None) -> Member:
+    """A member as its config names it: a saved braid (``braid.nested``) or one HF model (on ``device``,
+    else the config's)."""
     if is_saved_braid(m.model_name):
         return BraidMember(BraidedLLM.from_pretrained(m.model_name), m.model_name, m.trainable)
-    return ModelWrapper(m.model_name, m.quantization, m.dtype, m.device)
+    return ModelWrapper(m.model_name, m.quantization, m.dtype, device or m.device)
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -38,15 +38,25 @@ def is_saved_braid(model_name: str | Path) -> bool:
     return (Path(model_name).expanduser() / BRAID_CONFIG_FILE).is_file()
 
 
+def innermost_anchor(model_name: str) -> str:
+    """The model that reads and writes for ``model_name``: itself, or (a saved braid) its anchor's, down
+    through braids of braids. Its tokenizer and config are the braid member's."""
+    while is_saved_braid(model_name):
+        inner = BraidConfig.model_validate_json(
+            (Path(model_name).expanduser() / BRAID_CONFIG_FILE).read_text()
+        )
+        model_name = inner.model_configs[inner.anchor].model_name
+    return model_name
+
+
 @functools.lru_cache(maxsize=256)
 def probe_architecture(model_name: str) -> ArchInfo:
     """Read a member's config (config.json only, no weights). A saved braid reads as its anchor."""
     from transformers import AutoConfig
 
+    if is_saved_braid(model_name):
+        return probe_architecture(innermost_anchor(model_name))
     local = Path(model_name).expanduser()
-    if is_saved_braid(local):
-        inner = BraidConfig.model_validate_json((local / BRAID_CONFIG_FILE).read_text())
-        return inner.archs[inner.anchor]
     if model_name.startswith(("/", ".", "~")) and not (local / "config.json").is_file():
         what = "no such directory" if not local.exists() else "no config.json there"
         raise ValueError(f"no model at {model_name!r} ({what}): give a save_pretrained directory or a hub id")

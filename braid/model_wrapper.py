@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from braid.config import DType, Quantization
+from braid.config import DType, Quantization, innermost_anchor
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 LayerFn = Callable[[torch.Tensor], torch.Tensor]
@@ -35,13 +35,15 @@ def find_decoder_layers(model: nn.Module, num_layers: int) -> nn.ModuleList:
 
 
 def load_tokenizer(model_name: str):
-    """AutoTokenizer, except that a generic saved tokenizer.json loads exactly as saved.
+    """AutoTokenizer, except that a generic saved tokenizer.json loads exactly as saved. A saved braid's
+    tokenizer is its anchor's.
 
     transformers 5 swaps in the model family's own tokenizer class (e.g. Qwen2's pre-tokenizer) for some
     model types even when the directory holds a generic tokenizer; locally trained tokenizers must not be.
     """
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+    model_name = innermost_anchor(model_name)
     folder = Path(model_name)
     config_file = folder / "tokenizer_config.json"
     if (folder / "tokenizer.json").is_file() and config_file.is_file():

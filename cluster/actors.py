@@ -15,9 +15,8 @@ from typing import Any
 
 import torch
 
-from braid.braided import BraidedLLM
+from braid.braided import BraidedLLM, load_member
 from braid.config import BraidConfig, MemberConfig
-from braid.model_wrapper import ModelWrapper
 from cluster.member import MemberServer
 from cluster.placement import RayPlacement
 
@@ -34,7 +33,7 @@ class MemberHost:
 
         spec = MemberConfig.model_validate_json(spec_json)
         device = spec.device or ("cuda" if ray.get_gpu_ids() else None)
-        member = ModelWrapper(spec.model_name, spec.quantization, spec.dtype, device)
+        member = load_member(spec, device)  # a saved braid runs in this actor, its members in-process
         self.server = MemberServer(member, host=ray.util.get_node_ip_address(), timeout=timeout).start()
 
     def ready(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from braid.braided import BraidedLLM
-from braid.config import BraidConfig, MemberConfig
+from braid.config import BraidConfig, MemberConfig, innermost_anchor
 from braid.model_wrapper import Member, load_tokenizer
 from braid.runner import BraidUnavailable, MemberLost, MemberRunner
 from cluster.channel import ERROR, NO_UPDATE, RESULT, UPDATE, ChannelError, TensorChannel, parse_dtype
@@ -55,7 +55,8 @@ class RemoteMember(Member):
         from transformers import AutoConfig
 
         super().__init__(spec.model_name, load_tokenizer(spec.model_name), spec.quantization)
-        self._config = AutoConfig.from_pretrained(spec.model_name)
+        self._config = AutoConfig.from_pretrained(innermost_anchor(spec.model_name))  # a braid: its anchor's
+        self.reads_stepwise = bool(info.get("reads_stepwise", False))
         self._device = torch.device(device)
         self.state_dtype = parse_dtype(info["dtype"])
         self._num_parameters = int(info["num_parameters"])

@@ -45,8 +45,9 @@ class MemberServer:
 
     def info(self) -> dict[str, Any]:
         m = self.member
-        dtype = next(m.model.parameters()).dtype
-        return {"hidden_size": m.hidden_size, "dtype": str(dtype), "num_parameters": m.num_parameters}
+        dtype = next(m.parameters()).dtype
+        return {"hidden_size": m.hidden_size, "dtype": str(dtype), "num_parameters": m.num_parameters,
+                "reads_stepwise": m.reads_stepwise}  # fmt: skip
 
     def start(self) -> MemberServer:
         self._thread = threading.Thread(target=self._accept_loop, name="braid-member", daemon=True)

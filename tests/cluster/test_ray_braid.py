@@ -125,3 +125,22 @@ def test_the_fusion_actor_holds_a_ray_braid_and_streams_its_text(ray_local, trio
     finally:
         ray_local.get(host.close.remote())
         ray_local.kill(host)
+
+
+def test_a_braid_of_braids_on_ray_matches_local(ray_local, trio, cross_trio, tmp_path):
+    """Hierarchical braiding (#25): an inner braid (one of its members with its own tokenizer) is one member
+    actor, its members in-process there; the outer fusion reaches its anchor's blocks over the channel."""
+    inner = BraidedLLM(
+        [trio[0], cross_trio[1]], fusion_strategy="router", fusion_layers=[0, 1], fusion_dim=16
+    )
+    randomize_fusion(inner, seed=2)
+    inner.save_pretrained(tmp_path / "inner")
+    local, remote = local_and_ray([trio[2], str(tmp_path / "inner")], "attention", tmp_path)
+    with remote:
+        enc = local.anchor_model.encode(PROSE[:2])
+        want = local(enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+        got = remote(enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+        assert torch.allclose(got, want, atol=1e-5)
+        assert remote.models[1].reads_stepwise  # its inner member re-tokenizes: one token per pass
+        text = remote.generate("models exchange hidden", max_new_tokens=16)
+        assert text == local.generate("models exchange hidden", max_new_tokens=16)
