@@ -13,6 +13,7 @@ from tests.bench.conftest import ROOT, run_smoke
         ("bench/composition.py", "| model |"),
         ("bench/kv_arith.py", "| model |"),
         ("bench/curve.py", "| strategy |"),
+        ("bench/hierarchy.py", "| model |"),
     ],
 )
 def test_benchmark_runs_end_to_end_in_smoke_mode(tiny_zoo, script, header):
