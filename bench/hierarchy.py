@@ -19,17 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.quality import bridge_memos, evaluate, held_out_sets, member_span_s  # noqa: E402
+from bench.quality import bridge_memos, decode_ratio, evaluate, held_out_sets  # noqa: E402
 from bench.report import markdown_table, write_section  # noqa: E402
 from braid import BraidedLLM, ModelWrapper  # noqa: E402
-from braid.generation import BraidSession  # noqa: E402
 from braid.nested import BraidMember  # noqa: E402
-from braid.tokenview import visible_ends  # noqa: E402
 from braid.train import recipe, train_fusion  # noqa: E402
 from braid.zoo import build_zoo, zoo_spec  # noqa: E402
 from braid.zoo.domains import get_domain  # noqa: E402
@@ -72,21 +68,6 @@ def leaves(braided: BraidedLLM) -> list[ModelWrapper]:
     return out
 
 
-@torch.no_grad()
-def decode_ratio(braided: BraidedLLM, text: str, prompt_tokens: int = 16, new_tokens: int = 16) -> float:
-    """Braid decode time over the summed decode time of its leaf models alone, on the same span of text."""
-    ids = braided.tokenizer(text, add_special_tokens=False)["input_ids"][: prompt_tokens + new_tokens]
-    session = BraidSession(braided)
-    session.feed(torch.tensor([ids[:prompt_tokens]]))
-    start = time.perf_counter()
-    for t in ids[prompt_tokens:]:
-        session.feed(torch.tensor([[t]]))
-    braid_s = time.perf_counter() - start
-    _, ends = visible_ends(braided.tokenizer, ids)
-    alone = sum(member_span_s(m, text[: ends[prompt_tokens - 1]], text[: ends[-1]]) for m in leaves(braided))
-    return braid_s / alone
-
-
 def one_seed(members, paths, sets, per_domain: int, seed: int, steps: int | None, root: Path) -> dict:
     """Per braid row: (scores per domain and mixture, trained parameters, decode ratio)."""
     every = tuple(n for group in INNER.values() for n in group)
@@ -110,7 +91,7 @@ def one_seed(members, paths, sets, per_domain: int, seed: int, steps: int | None
         name: (
             evaluate(b, b.tokenizer, sets),
             b.num_fusion_parameters(),
-            decode_ratio(b, text, new_tokens=4 if steps == 3 else 16),
+            decode_ratio(b, text, new_tokens=4 if steps == 3 else 16, alone=leaves(b)),
         )
         for name, b in out.items()
     }

@@ -66,9 +66,11 @@ def evaluate(model, tokenizer, sets: dict[str, list[str]]) -> dict[str, float]:
 
 
 @torch.no_grad()
-def decode_ratio(braided: BraidedLLM, text: str, prompt_tokens: int = 16, new_tokens: int = 16) -> float:
-    """Braid decode time over the summed decode time of its members alone, on the same span of text:
-    each member alone decodes its own tokenization of the characters the anchor's new tokens cover."""
+def decode_ratio(
+    braided: BraidedLLM, text: str, prompt_tokens: int = 16, new_tokens: int = 16, alone: list | None = None
+) -> float:
+    """Braid decode time over the summed decode time of its members (or the models ``alone``) alone, on the
+    same span of text: each decodes its own tokenization of the characters the anchor's new tokens cover."""
     anchor_ids = braided.tokenizer(text, add_special_tokens=False)["input_ids"][: prompt_tokens + new_tokens]
     session = BraidSession(braided)
     session.feed(torch.tensor([anchor_ids[:prompt_tokens]]))
@@ -77,7 +79,8 @@ def decode_ratio(braided: BraidedLLM, text: str, prompt_tokens: int = 16, new_to
         session.feed(torch.tensor([[t]]))
     braid_s = time.perf_counter() - start
     _, ends = visible_ends(braided.tokenizer, anchor_ids)
-    alone_s = sum(member_span_s(m, text[: ends[prompt_tokens - 1]], text[: ends[-1]]) for m in braided.models)
+    models = braided.models if alone is None else alone
+    alone_s = sum(member_span_s(m, text[: ends[prompt_tokens - 1]], text[: ends[-1]]) for m in models)
     return braid_s / alone_s
 
 
