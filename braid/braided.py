@@ -60,6 +60,7 @@ class BraidedLLM(nn.Module):
         strategy_params: dict[str, Any] | None = None,
         layer_map: dict[int, list[int]] | None = None,
         alignment: str = "auto",
+        points: list[dict[str, Any]] | None = None,
         *,
         config: BraidConfig | None = None,
         models: list[Member] | None = None,
@@ -73,7 +74,7 @@ class BraidedLLM(nn.Module):
             config = BraidConfig(
                 model_configs=model_configs or [], fusion_strategy=fusion_strategy, fusion_layers=fusion_layers,
                 anchor=anchor, fusion_dim=fusion_dim, strategy_params=strategy_params or {}, layer_map=layer_map,
-                alignment=alignment,
+                alignment=alignment, points=points,
             )  # fmt: skip
         self.config = config
         if runner is None:
@@ -186,7 +187,10 @@ class BraidedLLM(nn.Module):
 
         ``inputs[m] = None`` leaves member m out of this pass (it has no new tokens).
         """
-        fuse = FusionStep(self.fusion_modules, alignment, fusion_caches, history)
+        members = (
+            [self.config.point(p)[3] for p in range(len(self.fusion_modules))] if self.config.points else None
+        )
+        fuse = FusionStep(self.fusion_modules, alignment, fusion_caches, history, members)
         return self.runner.run(self, inputs, caches, fuse, output_hidden_states)
 
     def output_logits(

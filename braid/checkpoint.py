@@ -60,6 +60,8 @@ def signature(braid: BraidedLLM) -> dict[str, Any]:
     }
     if cfg.output_strategy is not None:  # hidden-state checkpoints keep the layout they had
         sig["output_layout"] = OUTPUT_LAYOUT
+    if cfg.points is not None:  # per-point architectures; braids without them keep the signature they had
+        sig["points"] = [p.model_dump() for p in cfg.points]
     return sig
 
 

@@ -99,6 +99,24 @@ def proportional_layer(anchor_layer: int, anchor_depth: int, member_depth: int) 
     return max(0, math.floor((anchor_layer + 1) * member_depth / anchor_depth + 0.5) - 1)
 
 
+class FusionPoint(BaseModel):
+    """One hidden-state fusion point's own architecture (what a fusion-architecture search varies); unset
+    fields follow the braid's ``fusion_strategy`` hidden part, ``fusion_dim`` and members. Its anchor block
+    is the point's entry in ``fusion_layers`` and each member's source block its entry in ``layer_map``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    strategy: str | None = None  # a hidden-state strategy
+    fusion_dim: int | None = Field(default=None, ge=1)
+    members: list[int] | None = None  # the members taking part (the anchor always does); None: all
+
+    @field_validator("strategy")
+    @classmethod
+    def _hidden(cls, v: str | None) -> str | None:
+        if v is not None and split_strategy(v) != (v, None):
+            raise ValueError(f"a fusion point's strategy is one hidden-state strategy, got {v!r}")
+        return v
+
+
 class BraidConfig(BaseModel):
     """Which members to braid, where, and how. Fields validate in order, each against those before it."""
 
@@ -111,6 +129,7 @@ class BraidConfig(BaseModel):
     fusion_layers: list[int] | None = Field(default=None, validate_default=True)
     layer_map: dict[int, list[int]] | None = None
     alignment: Literal["auto", "general"] = "auto"  # "general": align by offsets even for shared tokenizers
+    points: list[FusionPoint] | None = None  # per hidden fusion point: its own strategy, width, members
 
     @field_validator("model_configs", mode="before")
     @classmethod
@@ -207,6 +226,38 @@ class BraidConfig(BaseModel):
                 )
         return v
 
+    @field_validator("points")
+    @classmethod
+    def _points(cls, v: list[FusionPoint] | None, info: ValidationInfo) -> list[FusionPoint] | None:
+        members, anchor, layers = (info.data.get(k) for k in ("model_configs", "anchor", "fusion_layers"))
+        if v is None or not members or anchor is None or layers is None:
+            return v
+        if len(v) != len(layers):
+            raise ValueError(f"points needs one entry per fusion point ({len(layers)}), got {len(v)}")
+        for p, point in enumerate(v):
+            who = point.members
+            if who is not None and (anchor not in who or any(not 0 <= m < len(members) for m in who)):
+                raise ValueError(
+                    f"points[{p}].members={who} must be member indices including the anchor {anchor}"
+                )
+            if point.strategy is not None or point.fusion_dim is not None:
+                name = point.strategy or split_strategy(info.data.get("fusion_strategy", ""))[0]
+                dim = point.fusion_dim or info.data.get("fusion_dim")
+                heads = getattr(_point_params(name, info.data), "num_heads", None)
+                if heads and dim % heads:
+                    raise ValueError(f"points[{p}]: fusion_dim={dim} must be divisible by num_heads={heads}")
+        return v
+
+    def point(self, p: int) -> tuple[str, int, Any, list[int]]:
+        """Hidden fusion point p's strategy, width, params and members (its ``points`` entry over the braid's)."""
+        point = self.points[p] if self.points else FusionPoint()
+        name = point.strategy or self.hidden_strategy
+        members = list(point.members) if point.members is not None else list(range(len(self.model_configs)))
+        params = _point_params(
+            name, {"fusion_strategy": self.fusion_strategy, "strategy_params": self.strategy_params}
+        )
+        return name, point.fusion_dim or self.fusion_dim, params, sorted(members)
+
     @property
     def archs(self) -> list[ArchInfo]:
         return [probe_architecture(m.model_name) for m in self.model_configs]
@@ -266,6 +317,16 @@ def _params_by_part(strategy: str, params: dict[str, Any]) -> dict[str, Any]:
             f"e.g. {{{parts[0]!r}: {{...}}}}"
         )
     return {p: FUSION_STRATEGIES[p].Params.model_validate(params.get(p, {})) for p in parts}
+
+
+def _point_params(name: str | None, data: dict[str, Any]) -> Any:
+    """A point's strategy params: the braid's when the point uses the braid's hidden strategy, else defaults."""
+    if name is None:
+        return None
+    strategy, params = data.get("fusion_strategy", ""), data.get("strategy_params", {})
+    if strategy and split_strategy(strategy)[0] == name:
+        return _params_by_part(strategy, params)[name]
+    return FUSION_STRATEGIES[name].Params()
 
 
 def default_fusion_layers(depth: int, points: int = 4) -> list[int]:

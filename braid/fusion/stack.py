@@ -42,14 +42,13 @@ def build_fusion(config: BraidConfig, dims: list[int], readings: list[int]) -> F
     the m-th non-anchor member feed the output-level module (more than 1: a bridged member's readings)."""
     points = []
     if config.hidden_strategy is not None:
-        strategy, last = get_strategy(config.hidden_strategy), len(config.fusion_layers) - 1
-        points = [
-            strategy(
-                dims, config.fusion_dim, config.hidden_params,
-                [config.anchor] if p == last or strategy.one_way else None,
+        last = len(config.fusion_layers) - 1
+        for p in range(last + 1):  # each point its own strategy, width and members (``BraidConfig.point``)
+            name, dim, params, members = config.point(p)
+            strategy = get_strategy(name)
+            points.append(
+                strategy(dims, dim, params, [config.anchor] if p == last or strategy.one_way else members)
             )
-            for p in range(last + 1)
-        ]  # fmt: skip
     output = None
     if config.output_strategy is not None:
         cls = get_strategy(config.output_strategy)

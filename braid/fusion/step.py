@@ -55,9 +55,11 @@ class FusionStep:
         alignment: Alignment,
         caches: list[dict[str, Any]] | None,
         history: FusionHistory | None = None,
+        members: list[list[int]] | None = None,
     ):
+        """``members[p]``: the members taking part at point p (None: all); the others read as invalid there."""
         self.modules, self.alignment, self.caches = modules, alignment, caches
-        self.history = history
+        self.history, self.members = history, members
         self.param = next(modules.parameters())
         valid = alignment.valid  # (B, M, T), or None when all valid: strategies then skip masking
         self.valid = None if valid is None else valid.to(self.param.device)
@@ -75,7 +77,7 @@ class FusionStep:
             for m, a in enumerate(aligned)
         ]
         cache = None if self.caches is None else self.caches[point]
-        updates = self.modules[point](aligned, self.valid, cache)
+        updates = self.modules[point](aligned, self._valid(point, frame), cache)
         out: list[torch.Tensor | None] = []
         for m, (u, h) in enumerate(zip(updates, states, strict=True)):
             if u is not None and m in tracked:
@@ -85,3 +87,13 @@ class FusionStep:
             else:
                 out.append(self.alignment.scatter_from_anchor(m, u).to(h.device, h.dtype))
         return out
+
+    def _valid(self, point: int, frame: torch.Size) -> torch.Tensor | None:
+        """(B, M, T) validity at this point: the alignment's, with members not taking part masked out."""
+        n = len(self.modules[point].member_dims)
+        if self.members is None or len(self.members[point]) == n:
+            return self.valid
+        valid = self.valid if self.valid is not None else torch.ones(frame[0], n, frame[1], dtype=torch.bool)
+        valid = valid.clone()
+        valid[:, [m for m in range(n) if m not in self.members[point]]] = False
+        return valid.to(self.param.device)
