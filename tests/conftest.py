@@ -101,6 +101,25 @@ def ray_local():
     ray.shutdown()
 
 
+def assert_cached_generation_is_the_forward(braided, prompt: torch.Tensor, new_tokens: int) -> None:
+    """Greedy generation through the caches picks, at every step, the argmax of a full forward pass over
+    the sequence so far (end of sequence ignored, so every step runs)."""
+    from braid.generation import generate_tokens
+    from braid.sampling import SamplingParams
+
+    eos, braided.tokenizer.eos_token_id = braided.tokenizer.eos_token_id, None
+    try:
+        tokens = list(generate_tokens(braided, prompt, SamplingParams(max_new_tokens=new_tokens)))
+    finally:
+        braided.tokenizer.eos_token_id = eos
+    assert len(tokens) == new_tokens
+    seq = prompt
+    with torch.no_grad():
+        for token in tokens:
+            assert int(braided(seq).logits[0, -1].argmax()) == token
+            seq = torch.cat([seq, torch.tensor([[token]])], 1)
+
+
 def randomize_fusion(braided, seed: int = 0) -> None:
     """Give every fusion parameter (gates included) random values so fusion really acts."""
     gen = torch.Generator().manual_seed(seed)

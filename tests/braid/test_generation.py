@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from braid import BraidedLLM
-from braid.generation import _holdback, generate_tokens, sample_next, text_pieces
+from braid.generation import _holdback, sample_next, text_pieces
 from braid.sampling import SamplingParams
-from tests.conftest import randomize_fusion
+from tests.conftest import assert_cached_generation_is_the_forward, randomize_fusion
 
 
 @pytest.fixture(scope="module", params=["learned_weighted", "attention", "router"])
@@ -17,19 +17,9 @@ def fused_trio(request, trio):
 
 
 def test_cached_generation_equals_full_forward_at_every_step(fused_trio, tokenizer):
-    prompt = tokenizer("the braid reads", return_tensors="pt")["input_ids"]
-    eos = fused_trio.tokenizer.eos_token_id
-    fused_trio.tokenizer.eos_token_id = None  # run all steps (restored below)
-    try:
-        tokens = list(generate_tokens(fused_trio, prompt, SamplingParams(max_new_tokens=16)))
-    finally:
-        fused_trio.tokenizer.eos_token_id = eos
-    assert len(tokens) == 16
-    seq = prompt
-    with torch.no_grad():
-        for token in tokens:
-            assert int(fused_trio(seq).logits[0, -1].argmax()) == token
-            seq = torch.cat([seq, torch.tensor([[token]])], 1)
+    assert_cached_generation_is_the_forward(
+        fused_trio, tokenizer("the braid reads", return_tensors="pt")["input_ids"], 16
+    )
 
 
 def test_generate_text_and_stream_agree(fused_trio):

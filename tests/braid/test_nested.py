@@ -4,11 +4,9 @@ import pytest
 import torch
 
 from braid import BraidedLLM
-from braid.generation import generate_tokens
 from braid.nested import BraidMember, config_tree
-from braid.sampling import SamplingParams
 from braid.train import TrainConfig, train_fusion
-from tests.conftest import randomize_fusion
+from tests.conftest import assert_cached_generation_is_the_forward, randomize_fusion
 
 TEXTS = ["the braid reads text", "a quick fox jumps over the dog"]
 
@@ -67,17 +65,9 @@ def test_outer_fusion_reads_the_inner_braids_fused_stream(inner_dirs, pico):
 def test_cached_generation_equals_full_forward(inner_dirs, pico, tokenizer, which):
     outer = braid([pico("llama", 32, 2, seed=2), inner_dirs[which]], "attention")
     randomize_fusion(outer, seed=5)
-    prompt = tokenizer("the braid reads", return_tensors="pt")["input_ids"]
-    eos, outer.tokenizer.eos_token_id = outer.tokenizer.eos_token_id, None
-    try:
-        tokens = list(generate_tokens(outer, prompt, SamplingParams(max_new_tokens=10)))
-    finally:
-        outer.tokenizer.eos_token_id = eos
-    seq = prompt
-    with torch.no_grad():
-        for token in tokens:
-            assert int(outer(seq).logits[0, -1].argmax()) == token
-            seq = torch.cat([seq, torch.tensor([[token]])], 1)
+    assert_cached_generation_is_the_forward(
+        outer, tokenizer("the braid reads", return_tensors="pt")["input_ids"], 10
+    )
     assert isinstance(outer.generate("the quick", max_new_tokens=6), str)
 
 

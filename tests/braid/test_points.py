@@ -8,9 +8,7 @@ from braid import BraidedLLM
 from braid.config import FusionPoint
 from braid.fusion.attention import AttentionFusion
 from braid.fusion.router import RouterFusion
-from braid.generation import generate_tokens
-from braid.sampling import SamplingParams
-from tests.conftest import randomize_fusion
+from tests.conftest import assert_cached_generation_is_the_forward, randomize_fusion
 
 POINTS = [{"strategy": "attention", "fusion_dim": 8}, {"strategy": "router", "members": [0, 2]}]
 
@@ -52,16 +50,7 @@ def test_an_untrained_braid_with_points_is_its_anchor_and_generates_as_its_forwa
     with torch.no_grad():
         assert torch.allclose(b(ids).logits, b.models[0](ids).logits, atol=1e-5)
     randomize_fusion(b, seed=3)
-    eos, b.tokenizer.eos_token_id = b.tokenizer.eos_token_id, None
-    try:
-        tokens = list(generate_tokens(b, ids, SamplingParams(max_new_tokens=8)))
-    finally:
-        b.tokenizer.eos_token_id = eos
-    seq = ids
-    with torch.no_grad():
-        for token in tokens:
-            assert int(b(seq).logits[0, -1].argmax()) == token
-            seq = torch.cat([seq, torch.tensor([[token]])], 1)
+    assert_cached_generation_is_the_forward(b, ids, 8)
 
 
 def test_points_save_load_and_refuse_another_architecture(trio, tmp_path):
