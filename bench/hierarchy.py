@@ -148,7 +148,7 @@ def report(table: str, runs: list[dict], members: dict, seeds: int) -> None:
         + f"; beats each inner braid: {'yes' if all(mix[outer] < mix[n] for n in inner) else 'no'}.",
         f"- Flat braid of all four members: {mix[flat]:.3f} (outer / flat = {mix[outer] / mix[flat]:.3f}x).",
         f"- Trained parameters of the outer braid: {runs[0][outer][1]:,} ({runs[0][outer][1] / anchor:.3%} of "
-        f"the outer anchor's anchor), its inner braids frozen.",
+        f"the innermost anchor, {next(iter(INNER.values()))[0]}), its inner braids frozen.",
     ]
     body = (
         f"Full zoo; {STRATEGY} at every level, fusion_dim 16, the measured recipe of `braid.train.recipe` "
