@@ -237,7 +237,7 @@ class Feedback:
     def __init__(self, agent: MetaBraider, lr: float = 1e-3, entropy: float = 0.01, buffer: int = 2048,
                  replay: int = 16, seed: int = 0):  # fmt: skip
         self.agent, self.entropy, self.replay = agent, entropy, replay
-        self.opt = torch.optim.AdamW(agent.parameters(), lr=lr)
+        self.opt = torch.optim.AdamW(agent.net.online_parameters(), lr=lr)  # the encoder stays as pretrained
         self.buffer: deque[Observation] = deque(maxlen=buffer)
         self.baseline: dict[str, float] = defaultdict(float)
         self.seen: dict[str, int] = defaultdict(int)
@@ -260,8 +260,10 @@ class Feedback:
         self.baseline[key] += (performance - self.baseline[key]) / min(self.seen[key], 20)  # running mean
         self.agent.train()
         out = self.agent.encode(task)
-        # REINFORCE moves the selector heads only: through the shared encoder, rewards of off-policy or
-        # noisy decisions pulled the scorer's inputs around and undid what the scorer had learnt
+        # REINFORCE moves the selector heads only and the replayed regression the scorer only: through the
+        # shared encoder, rewards of off-policy or noisy decisions pulled the scorer's inputs around and undid
+        # what it had learnt, and scorer steps moved the policy's inputs (a +1 could lower the decision's
+        # probability). The encoder changes in pretraining and few-shot adaptation, not per rating.
         mask = torch.ones(out.model_states.shape[:2], dtype=torch.bool)  # (1, N)
         out = self.agent.net.heads(out.task_state.detach(), out.model_states.detach(), mask)
         loss = -advantage * policy_log_prob(out, self.agent, decision) - self.entropy * policy_entropy(out)

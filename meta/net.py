@@ -124,6 +124,18 @@ class DecisionNet(nn.Module):
         h = self.encoder(tokens, src_key_padding_mask=pad)  # (B, 1 + N, D)
         return self.heads(h[:, 0], h[:, 1:], pool_mask)
 
+    def online_parameters(self) -> list[nn.Parameter]:
+        """What online feedback moves: the selector heads and the scorer, never the shared encoder (through it,
+        a scorer step moved the policy's inputs and a rating could lower its decision's probability)."""
+        heads = (
+            self.model_selector,
+            self.layer_selector,
+            self.strategy_selector,
+            self.param_predictor,
+            self.scorer,
+        )
+        return [p for module in heads for p in module.parameters()]
+
     def heads(self, t: torch.Tensor, m: torch.Tensor, pool_mask: torch.Tensor) -> DecisionLogits:
         """The selector heads on the encoded task token t (B, D) and model tokens m (B, N, D). Online policy
         updates call this on detached tokens: the policy gradient moves the heads, never the encoder the
