@@ -97,6 +97,10 @@ class RayMerger:
         """The merger called ``name``, made if no actor has that name yet."""
         import ray
 
+        if path is not None and initial is not None:
+            if not Path(path).exists():
+                Merger(initial, path, staleness)  # writes the file the actor, and any restart of it, loads
+            initial = None  # a large argument lives in the object store, and Ray frees it before a restart
         actor = ray.remote(max_restarts=-1, max_task_retries=-1)(Merger)
         return cls(actor.options(name=name, get_if_exists=True, num_cpus=0).remote(initial, path, staleness))
 
