@@ -112,6 +112,10 @@ class BraidedLLM(nn.Module):
         # strategy mixes directly. The others skip their LM head (a full-vocabulary matmul per token).
         direct = set(self.readout.members) - set(self.readout.bridges) if self.readout else set()
         self.logit_members = {config.anchor} | direct
+        # per hidden fusion point, the members taking part (None: all, at every point); read on every pass
+        self.point_members = (
+            [config.point(p)[3] for p in range(len(self.fusion_modules))] if config.points else None
+        )
         self.runner = runner
         self.runner.attach(self)
 
@@ -187,10 +191,7 @@ class BraidedLLM(nn.Module):
 
         ``inputs[m] = None`` leaves member m out of this pass (it has no new tokens).
         """
-        members = (
-            [self.config.point(p)[3] for p in range(len(self.fusion_modules))] if self.config.points else None
-        )
-        fuse = FusionStep(self.fusion_modules, alignment, fusion_caches, history, members)
+        fuse = FusionStep(self.fusion_modules, alignment, fusion_caches, history, self.point_members)
         return self.runner.run(self, inputs, caches, fuse, output_hidden_states)
 
     def output_logits(

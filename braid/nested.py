@@ -47,8 +47,7 @@ class InnerCache:
     """One sequence's state inside an inner braid: its session and the ids it has read. Quacks like an HF
     cache where the braid touches one (``get_seq_length``, ``crop``)."""
 
-    def __init__(self, braid: BraidedLLM):
-        self.braid = braid
+    def __init__(self):
         self.session: BraidSession | None = None
         self.ids: list[int] = []
 
@@ -156,7 +155,7 @@ class BraidMember(Member):
         return torch.cat(cache.session.pass_logits, 1)[:, -len(new) :]  # (1, T, V)
 
     def new_cache(self) -> InnerCache:
-        return InnerCache(self.braid)
+        return InnerCache()
 
     @contextlib.contextmanager
     def inject(self, fns: dict[int, LayerFn]) -> Iterator[None]:
