@@ -95,3 +95,48 @@ def pareto_plot(records: list[SweepRecord], path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def layer_map_plot(records: list[SweepRecord], path: str | Path) -> Path:
+    """One panel per record: each member's layers as a column (anchor first), a line from every source
+    layer to the anchor block it feeds, labelled with the point's strategy and width; the output head, if
+    any, above. Grid braids draw their proportional sources."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from braid.config import proportional_layer
+
+    fig, axes = plt.subplots(1, len(records), figsize=(3.2 * len(records), 3.6), squeeze=False)
+    for ax, r in zip(axes[0], records, strict=True):
+        c, depths = r.config, {m.name: m.layers for m in r.pool}
+        order = c.ordered_members()
+        for x, m in enumerate(order):
+            ax.scatter([x] * depths[m], range(depths[m]), s=90, color="C0" if x == 0 else "C7", zorder=3)
+        for i, block in enumerate(c.fusion_layers):
+            point = c.points[i] if c.points else None
+            who = point.members if point and point.members else c.members
+            for x, m in enumerate(order[1:], 1):
+                if m not in who:
+                    continue
+                src = (
+                    c.layer_map[m][i]
+                    if c.layer_map
+                    else proportional_layer(block, depths[c.anchor], depths[m])
+                )
+                ax.plot([x, 0], [src, block], color=f"C{i + 1}", lw=2)
+            label = f"{(point.strategy if point else None) or c.strategy.split('+')[0]}/{(point.fusion_dim if point else None) or c.fusion_dim}"
+            ax.annotate(label, (0, block), xytext=(-0.45, block + 0.15), fontsize=7, color=f"C{i + 1}")
+        head = [s for s in c.strategy.split("+") if s in ("output_router", "pointer")]
+        top = max(depths[m] for m in order)
+        ax.text(0, top, f"output: {head[0]}" if head else "no output head", fontsize=7, ha="left")
+        ax.set(xticks=range(len(order)), xlim=(-0.6, len(order) - 0.4), ylim=(-0.5, top + 0.6),
+               title=f"{r.task.name} ({r.metrics['score']:.3f})", ylabel="layer")  # fmt: skip
+        ax.set_xticklabels(order, fontsize=7, rotation=20)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

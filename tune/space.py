@@ -100,11 +100,40 @@ class SearchSpace(BaseModel):
         }
 
 
+class PointArch(BaseModel):
+    """One hidden fusion point's own architecture in a searched braid (``braid.config.FusionPoint`` with
+    member names, so a record reads without the pool's order): its strategy, width and the members that take
+    part (the anchor always does). Unset: the braid's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    strategy: str | None = None
+    fusion_dim: int | None = Field(None, ge=1)
+    members: tuple[str, ...] | None = None
+
+
 class BraidChoice(TrainSpec, BraidSpec):  # fields: the braid's, then its training's
     """One sampled configuration, resolved against the pool: the braid (a ``BraidSpec``), how it is trained
-    and sampled (a ``TrainSpec``), and the anchor blocks its fusion points landed on."""
+    and sampled (a ``TrainSpec``), and the anchor blocks its fusion points landed on. A searched architecture
+    (``tune.arch``) adds each member's source block per point (``layer_map``, by member name) and each
+    point's own architecture (``points``); grid trials leave both unset (proportional source blocks, one
+    architecture for every point)."""
 
     fusion_layers: tuple[int, ...]
+    layer_map: dict[str, tuple[int, ...]] | None = None
+    points: tuple[PointArch, ...] | None = None
+
+    @model_validator(mode="after")
+    def _architecture(self) -> BraidChoice:
+        n = len(self.fusion_layers)
+        if self.points is not None and len(self.points) != n:
+            raise ValueError(f"points has {len(self.points)} entries for {n} fusion layers")
+        for m, layers in (self.layer_map or {}).items():
+            if m not in self.members or m == self.anchor or len(layers) != n:
+                raise ValueError(f"layer_map[{m!r}] must name a non-anchor member with one layer per point")
+        for p in self.points or ():
+            if p.members is not None and (self.anchor not in p.members or set(p.members) - set(self.members)):
+                raise ValueError(f"a point's members {p.members} must be braid members including the anchor")
+        return self
 
     @classmethod
     def from_trial(cls, config: dict[str, Any], anchor_depth: int) -> BraidChoice:

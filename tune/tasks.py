@@ -70,6 +70,16 @@ class TaskSpec(BaseModel):
             description=self.description or DEFAULT_DESCRIPTIONS[self.type],
         )
 
+    # what a sweep trial needs of a task (``tune.trainable.run_trial``); ``tune.compound``'s tasks match it
+    def train_items(self) -> list:
+        return task_data(self).train
+
+    def cost_prompt(self) -> str:
+        return task_data(self).eval[0].prompt
+
+    def evaluate(self, braided, temperature: float = 0.0, seed: int = 0) -> dict[str, float]:
+        return evaluate_task(braided, self, temperature, seed)
+
 
 DEFAULT_CAPABILITIES = {
     "language_modeling": ("english", "fluency"),

@@ -19,25 +19,36 @@ from typing import Any
 
 from tune.records import Cost
 from tune.space import BraidChoice
-from tune.tasks import TaskSpec, evaluate_task, task_data
+from tune.tasks import TaskSpec, evaluate_task
 
 Report = Callable[[dict[str, Any], Path], None]  # (metrics, checkpoint dir) -> None
 
 
 def build_braid(choice: BraidChoice, zoo: dict[str, str], shared_members: bool = False):
     """The sampled braid with its members loaded; ``shared_members``: from this process's cache instead of
-    afresh (see ``loaded_member``)."""
+    afresh (see ``loaded_member``). A searched architecture's per-point source layers and point
+    architectures (``choice.layer_map``, ``choice.points``) carry over."""
     from braid.braided import BraidedLLM
 
-    paths = [zoo[m] for m in choice.ordered_members()]
+    order = choice.ordered_members()
+    paths = [zoo[m] for m in order]
     models = [loaded_member(p) for p in paths] if shared_members and len(set(paths)) == len(paths) else None
+    layer_map = {order.index(m): list(v) for m, v in choice.layer_map.items()} if choice.layer_map else None
     return BraidedLLM(
         model_configs=paths,
         fusion_strategy=choice.strategy,
         fusion_layers=list(choice.fusion_layers),
         fusion_dim=choice.fusion_dim,
+        layer_map=layer_map,
+        points=[_point(p, order) for p in choice.points] if choice.points else None,
         models=models,
     )
+
+
+def _point(point, order: list[str]) -> dict[str, Any]:
+    """A ``PointArch`` (member names) as BraidConfig's ``FusionPoint`` (member indices in braid order)."""
+    members = None if point.members is None else sorted(order.index(m) for m in point.members)
+    return {"strategy": point.strategy, "fusion_dim": point.fusion_dim, "members": members}
 
 
 @functools.lru_cache(maxsize=8)
@@ -99,8 +110,13 @@ def run_trial(
     resume_from: Path | None = None,
     seed: int = 0,
     shared_members: bool = False,
+    to_choice: Callable[[dict[str, Any]], BraidChoice] | None = None,
 ) -> None:
-    """Train ``steps`` fusion steps, calling ``report`` every ``eval_every`` steps with metrics + checkpoint."""
+    """Train ``steps`` fusion steps, calling ``report`` every ``eval_every`` steps with metrics + checkpoint.
+
+    ``task``: a ``TaskSpec`` or anything with its ``train_items``, ``cost_prompt`` and ``evaluate``
+    (``tune.compound``). ``to_choice``: how ``config`` becomes a braid (default ``BraidChoice.from_trial``;
+    the architecture search passes its own)."""
     import torch
 
     from braid.checkpoint import fusion_path
@@ -108,18 +124,20 @@ def run_trial(
     from braid.spec import parse_members_key
     from braid.train import TrainConfig, fusion_steps, tokenize_dataset
 
-    anchor, _ = parse_members_key(config["braid"])
-    choice = BraidChoice.from_trial(config, probe_architecture(zoo[anchor]).num_layers)
+    if to_choice is None:
+        anchor, _ = parse_members_key(config["braid"])
+        choice = BraidChoice.from_trial(config, probe_architecture(zoo[anchor]).num_layers)
+    else:
+        choice = to_choice(config)
     torch.manual_seed(seed)
     braided = build_braid(choice, zoo, shared_members)
     done = 0
     if resume_from is not None:
         braided.load_fusion_layers(fusion_path(resume_from))
         done = json.loads((resume_from / "state.json").read_text())["step"]
-    data = task_data(task)
-    cost = measure_cost(braided, data.eval[0].prompt)
+    cost = measure_cost(braided, task.cost_prompt())
     train_cfg = TrainConfig(learning_rate=choice.lr, batch_size=8, max_length=128, progress=False, seed=seed)
-    examples = tokenize_dataset(braided, data.train, train_cfg.max_length)
+    examples = tokenize_dataset(braided, task.train_items(), train_cfg.max_length)
     fixed = {**cost.model_dump(), "choice": choice.model_dump_json()}
     for step, loss in fusion_steps(
         braided, examples, train_cfg, choice.steps - done, random.Random(seed + done)
@@ -127,7 +145,7 @@ def run_trial(
         step += done + 1
         if step % eval_every and step != choice.steps:
             continue
-        metrics = evaluate_task(braided, task, temperature=choice.temperature, seed=seed)
+        metrics = task.evaluate(braided, temperature=choice.temperature, seed=seed)
         with tempfile.TemporaryDirectory() as tmp:
             braided.save_fusion_layers(fusion_path(tmp))
             (Path(tmp) / "state.json").write_text(json.dumps({"step": step}))
