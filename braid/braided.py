@@ -287,11 +287,13 @@ class BraidedLLM(nn.Module):
         return braided
 
 
-def load_member(m: MemberConfig, device: str | None = None) -> Member:
+def load_member(m: MemberConfig, device: str | None = None, ray_placement: Any = None) -> Member:
     """A member as its config names it: a saved braid (``braid.nested``) or one HF model (on ``device``,
-    else the config's)."""
+    else the config's). ``ray_placement``: a saved braid's own members go in Ray actors of their own."""
     if is_saved_braid(m.model_name):
-        return BraidMember(BraidedLLM.from_pretrained(m.model_name), m.model_name, m.trainable)
+        placement = "local" if ray_placement is None else "ray"
+        inner = BraidedLLM.from_pretrained(m.model_name, placement=placement, ray_placement=ray_placement)
+        return BraidMember(inner, m.model_name, m.trainable)
     return ModelWrapper(m.model_name, m.quantization, m.dtype, device or m.device)
 
 

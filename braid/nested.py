@@ -162,15 +162,21 @@ class BraidMember(Member):
         """The outer braid's edits on the inner anchor's blocks (after the inner fusion at the same block)."""
         self.hooked += 1
         try:
-            with self.braid.anchor_model.inject(fns):
+            with self._anchor_side().inject(fns):
                 yield
         finally:
             self.hooked -= 1
 
     @contextlib.contextmanager
     def capture_final_hidden(self) -> Iterator[Any]:
-        with self.braid.anchor_model.capture_final_hidden() as box:
+        with self._anchor_side().capture_final_hidden() as box:
             yield box
+
+    def _anchor_side(self) -> Any:
+        """What reaches the inner anchor's blocks: the anchor itself in-process, or, when the inner braid's
+        members are actors of their own (ray placement), its runner, which relays over the anchor's channel."""
+        runner = self.braid.runner
+        return runner if hasattr(runner, "inject") else self.braid.anchor_model
 
     def close(self) -> None:
         self.braid.close()

@@ -28,12 +28,16 @@ def _node_id() -> str:
 
 
 class MemberHost:
-    def __init__(self, spec_json: str, timeout: float):
+    """One member served over the exchange channel. A saved braid's fusion runs here and its own members go
+    in actors of their own (``placement_json``: the outer braid's placement, whose CPU share counted them)."""
+
+    def __init__(self, spec_json: str, timeout: float, placement_json: str | None = None):
         import ray
 
         spec = MemberConfig.model_validate_json(spec_json)
         device = spec.device or ("cuda" if ray.get_gpu_ids() else None)
-        member = load_member(spec, device)  # a saved braid runs in this actor, its members in-process
+        placement = RayPlacement.model_validate_json(placement_json) if placement_json else None
+        member = load_member(spec, device, placement)
         self.server = MemberServer(member, host=ray.util.get_node_ip_address(), timeout=timeout).start()
 
     def ready(self) -> dict[str, Any]:
@@ -45,6 +49,22 @@ class MemberHost:
 
     def requests(self) -> int:
         return self.server.requests
+
+    def close(self) -> None:
+        """Stop serving; a braid member closes its braid (its own member actors and placement group)."""
+        self.server.close()
+        self.server.member.close()
+
+    def inner_members(self) -> list[dict[str, Any]]:
+        """A braid member's own member actors (node and pid of each); none for a single model."""
+        runner = getattr(getattr(self.server.member, "braid", None), "runner", None)
+        return [{"node_id": n, "pid": p} for n, p in zip(*_actors_of(runner), strict=True)]
+
+
+def _actors_of(runner: Any) -> tuple[list[str], list[int]]:
+    return (
+        (list(runner.member_nodes), list(runner.member_pids)) if hasattr(runner, "member_pids") else ([], [])
+    )
 
 
 @functools.cache

@@ -68,6 +68,7 @@ class RayRunner(ChannelRunner):
             self.close()
             raise
         self.member_nodes = [r["node_id"] for r in readies]
+        self.member_pids = [r["pid"] for r in readies]
         self.infos = [r["info"] for r in readies]
         endpoints = [tuple(r["endpoint"]) for r in readies]
         p = self.placement
@@ -79,7 +80,7 @@ class RayRunner(ChannelRunner):
         from ray.util.placement_group import placement_group, remove_placement_group
 
         n = len(self.config.model_configs)
-        placement = placement.resolved(n, ray.cluster_resources().get("CPU", 0.0))
+        placement = placement.resolved(actor_count(self.config), ray.cluster_resources().get("CPU", 0.0))
         bundles = placement.bundles(n, self.cluster_gpus)
         placement.check_fits(bundles, [node["Resources"] for node in ray.nodes() if node.get("Alive")])
         pg = placement_group(bundles, strategy=placement.strategy)
@@ -110,7 +111,11 @@ class RayRunner(ChannelRunner):
                 num_gpus=self.placement.member_gpus(self.cluster_gpus),
                 scheduling_strategy=strategy,
             )
-            .remote(self.config.model_configs[m].model_dump_json(), self.placement.exchange_timeout_s)
+            .remote(
+                self.config.model_configs[m].model_dump_json(),
+                self.placement.exchange_timeout_s,
+                self.placement.model_dump_json(),
+            )
         )
 
     def _replace(self, lost: set[int], deadline: float) -> list[Endpoint]:
@@ -129,7 +134,7 @@ class RayRunner(ChannelRunner):
             ray.kill(actor)
             self.members[m] = self._start_member(m)
             ready = ray.get(self.members[m].ready.remote(), timeout=_left(deadline))
-            self.member_nodes[m] = ready["node_id"]
+            self.member_nodes[m], self.member_pids[m] = ready["node_id"], ready["pid"]
             endpoints.append(tuple(ready["endpoint"]))
         return endpoints
 
@@ -143,6 +148,9 @@ class RayRunner(ChannelRunner):
 
         if getattr(self, "links", None) is not None:
             super().close()
+        # a braid member's actor owns actors and a placement group of its own: let it free them first
+        with contextlib.suppress(Exception):
+            ray.get([actor.close.remote() for actor in self.members], timeout=30)
         for actor in self.members:
             with contextlib.suppress(Exception):
                 ray.kill(actor)
@@ -150,6 +158,18 @@ class RayRunner(ChannelRunner):
         if self.pg is not None:
             remove_placement_group(self.pg)
             self.pg = None
+
+
+def actor_count(config: BraidConfig) -> int:
+    """The member actors a braid starts: one per member, and a braid member's own, recursively (each inner
+    braid's members run in actors of their own)."""
+    from braid.checkpoint import read_config
+    from braid.config import is_saved_braid
+
+    return sum(
+        1 + (actor_count(read_config(m.model_name)) if is_saved_braid(m.model_name) else 0)
+        for m in config.model_configs
+    )
 
 
 def _left(deadline: float) -> float:

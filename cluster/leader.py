@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -166,6 +166,10 @@ class ChannelRunner(MemberRunner):
         self.recoveries = 0
         self.braid: BraidedLLM | None = None
         self.closed = False
+        # an outer braid's edits on this braid's anchor, when this braid is its member (``braid.nested``)
+        self.anchor_edits: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {}
+        self.edit_blocks: frozenset[int] = frozenset()  # the blocks the anchor's link was set up with
+        self.final_box: Any = None
 
     def attach(self, braid: BraidedLLM) -> None:
         if braid.readout is not None:  # members with their own tokenizer run their bridge where they are
@@ -173,6 +177,49 @@ class ChannelRunner(MemberRunner):
                 braid.readout.bridges[m] = RemoteBridge(self, m, bridge.readings, bridge.params)
         self.braid = braid
         self._connect_all(time.monotonic() + self.timeout)
+
+    # -- an outer braid reading this one (this braid is a member of another: ``braid.nested``) -----------
+    @contextlib.contextmanager
+    def inject(self, fns: dict[int, Callable[[torch.Tensor], torch.Tensor]]) -> Iterator[None]:
+        """The outer braid's edits on the anchor's blocks, applied after this braid's fusion at the same
+        block, as ``ModelWrapper.inject`` does in-process: the anchor's server sends its state at those blocks
+        too (its link is set up again when the blocks change) and the edit runs here."""
+        if frozenset(fns) != self.edit_blocks:
+            self.edit_blocks = frozenset(fns)
+            link = self.links[self.braid.config.anchor]
+            if link.chan is not None:
+                with contextlib.suppress(ChannelError):
+                    link.chan.send_msg({"op": "bye"})
+            link.close()
+            self._connect(link, time.monotonic() + self.timeout)
+        self.anchor_edits = fns
+        try:
+            yield
+        finally:
+            self.anchor_edits = {}
+
+    @contextlib.contextmanager
+    def capture_final_hidden(self) -> Iterator[Any]:
+        """``ModelWrapper.capture_final_hidden`` for a remote anchor: its server sends the state back."""
+        self.final_box = SimpleNamespace(value=None)
+        try:
+            yield self.final_box
+        finally:
+            self.final_box = None
+
+    def _schedule(self, braid: BraidedLLM) -> list[tuple[str, int]]:
+        """This braid's fusion points and the outer edits, in the anchor's block order; at one block the
+        points come first (an inner braid's hooks run in front of the outer ones)."""
+        blocks = {p: layer for layer, ps in braid.lockstep.points_at(braid.config.anchor).items() for p in ps}
+        steps = [(blocks[p], 0, "point", p) for p in range(braid.lockstep.num_points)]
+        steps += [(layer, 1, "edit", layer) for layer in self.anchor_edits]
+        return [(kind, x) for _, _, kind, x in sorted(steps)]
+
+    def _edit(self, braid: BraidedLLM, layer: int, shape: tuple[int, ...]) -> None:
+        a = braid.config.anchor
+        h = self.links[a].recv_state(shape, braid.models[a].state_dtype)
+        edited = self.anchor_edits[layer](h)
+        self.links[a].send_update(None if edited is h else edited - h)
 
     # -- the exchange -------------------------------------------------------------------------------------
     def run(self, braid, inputs, caches, fuse, output_hidden_states=False) -> list[Any]:
@@ -186,8 +233,14 @@ class ChannelRunner(MemberRunner):
         try:
             for m in running:
                 cache = None if caches is None else caches[m]
-                self.links[m].request(inputs[m], cache, self._wanted(braid, m))
-            for p in range(braid.lockstep.num_points):
+                want = self._wanted(braid, m)
+                if m == braid.config.anchor and self.final_box is not None:
+                    want["final"] = True
+                self.links[m].request(inputs[m], cache, want)
+            for kind, p in self._schedule(braid):
+                if kind == "edit":
+                    self._edit(braid, p, shapes[braid.config.anchor])
+                    continue
                 states: list[torch.Tensor | None] = [None] * len(braid.models)
                 for m in running:
                     states[m] = self.links[m].recv_state(shapes[m], braid.models[m].state_dtype)
@@ -209,6 +262,8 @@ class ChannelRunner(MemberRunner):
         for m in running:
             if caches is not None:
                 caches[m].length += shapes[m][1]
+        if self.final_box is not None:
+            self.final_box.value = results[braid.config.anchor].final_hidden
         return results
 
     @staticmethod
@@ -233,15 +288,22 @@ class ChannelRunner(MemberRunner):
 
     def _connect_all(self, deadline: float) -> None:
         for link in self.links:
-            while True:
-                try:
-                    link.connect(self.braid.lockstep.points_at(link.index), self._bridge_spec(link.index))
-                    break
-                except ChannelError as e:
-                    if time.monotonic() > deadline:
-                        msg = f"cannot reach member {link.index} at {link.endpoint}: {e}"
-                        raise BraidUnavailable(msg) from e
-                    time.sleep(0.1)
+            self._connect(link, deadline)
+
+    def _connect(self, link: MemberLink, deadline: float) -> None:
+        points = self.braid.lockstep.points_at(link.index)
+        if link.index == self.braid.config.anchor:
+            for layer in sorted(self.edit_blocks):  # an outer edit: one more state sent at its block
+                points.setdefault(layer, []).append(-1)
+        while True:
+            try:
+                link.connect(points, self._bridge_spec(link.index))
+                return
+            except ChannelError as e:
+                if time.monotonic() > deadline:
+                    msg = f"cannot reach member {link.index} at {link.endpoint}: {e}"
+                    raise BraidUnavailable(msg) from e
+                time.sleep(0.1)
 
     def _bridge_spec(self, m: int) -> dict[str, Any] | None:
         readout = self.braid.readout

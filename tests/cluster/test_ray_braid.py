@@ -3,6 +3,8 @@ placement, recovery, cleanup, and the fusion actor."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -129,7 +131,8 @@ def test_the_fusion_actor_holds_a_ray_braid_and_streams_its_text(ray_local, trio
 
 def test_a_braid_of_braids_on_ray_matches_local(ray_local, trio, cross_trio, tmp_path):
     """Hierarchical braiding (#25): an inner braid (one of its members with its own tokenizer) is one member
-    actor, its members in-process there; the outer fusion reaches its anchor's blocks over the channel."""
+    actor running the inner fusion, its own members in actors of their own; the outer fusion reaches the
+    inner anchor's blocks through two channels (outer braid -> inner braid's actor -> inner anchor's)."""
     inner = BraidedLLM(
         [trio[0], cross_trio[1]], fusion_strategy="router", fusion_layers=[0, 1], fusion_dim=16
     )
@@ -144,3 +147,12 @@ def test_a_braid_of_braids_on_ray_matches_local(ray_local, trio, cross_trio, tmp
         assert remote.models[1].reads_stepwise  # its inner member re-tokenizes: one token per pass
         text = remote.generate("models exchange hidden", max_new_tokens=16)
         assert text == local.generate("models exchange hidden", max_new_tokens=16)
+        host = remote.runner.member_handles()[1]
+        inner_actors = ray_local.get(host.inner_members.remote())
+        host_pid = ray_local.get(host.ready.remote())["pid"]
+        pids = {a["pid"] for a in inner_actors} | {host_pid, *remote.runner.member_pids}
+        assert len(inner_actors) == 2 and len(pids) == 4  # two outer members, two inner ones: four processes
+    deadline = time.monotonic() + 60  # closing the outer braid frees the inner braid's actors and bundles
+    while ray_local.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ray_local.available_resources().get("CPU", 0) == 2
