@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from meta.architectures import ArchitectureLibrary
 from meta.calibration import Calibration, raw, share
 from meta.decision import BraidingDecision, Candidates, create_braided_model
 from meta.explain import explain
@@ -77,6 +78,7 @@ class MetaBraider(nn.Module):
         self.trained_pool = list(names)  # the pool the loaded state was trained on (``load``)
         self._feedback: Feedback | None = None
         self.personal = Personal(self.candidates)  # per-user corrections (``meta.personal``)
+        self.architectures = ArchitectureLibrary()  # searched refinements of grid choices, per task type
 
     @property
     def names(self) -> list[str]:
@@ -206,7 +208,9 @@ class MetaBraider(nn.Module):
         bound = [] if i == free else self._describe(violation[free], limits, names_only=True)
         info = {"out": out, "pred": pred, "index": i, "bound": bound, "feasible": int(feasible.sum()),
                 "reference": self.reference(task_info, pred), "user": user}  # fmt: skip
-        return self._decision(i, lr01, temp01, pred), info
+        decision = self._decision(i, lr01, temp01, pred)
+        decision.refined_by(self.architectures.get(MetaTask.of(task_info).type, decision.structure().key()))
+        return decision, info
 
     def violations(
         self, task_info: Any, pred: torch.Tensor, limits: Constraints, among: list[int] | None = None
@@ -357,7 +361,8 @@ class MetaBraider(nn.Module):
     def save(self, path: str | Path) -> None:
         torch.save({"format": FORMAT, "pool": self.pool, "space": self.space.model_dump(), "paths": self.paths,
                     "dim": self.net.task_in[0].out_features, "state": self.state_dict(),
-                    "calibration": self.calibration.to_dict(), "personal": self.personal.state()}, path)  # fmt: skip
+                    "calibration": self.calibration.to_dict(), "personal": self.personal.state(),
+                    "architectures": self.architectures.state()}, path)  # fmt: skip
 
     @classmethod
     def load(cls, path: str | Path, model_pool: list[Any] | None = None) -> MetaBraider:
@@ -381,6 +386,7 @@ class MetaBraider(nn.Module):
             saved if same else saved.remapped(_carried(old, agent, saved), len(agent.candidates))
         )
         agent.trained_pool = trained_pool
+        agent.architectures.restore(blob.get("architectures", {}))
         if same:  # user corrections are per candidate part: they carry only to the same grid
             agent.personal.restore(blob.get("personal", {}))
         return agent

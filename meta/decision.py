@@ -27,12 +27,25 @@ class BraidingDecision(TrainSpec, BraidSpec):  # fields: the braid's, then its t
     predicted_memory_mb: float | None = None
     _paths: dict[str, str] = PrivateAttr(default_factory=dict)  # where the deciding agent's pool loads from
     _pool: tuple[str, ...] = PrivateAttr(default=())  # the pool it was chosen from
+    _architecture: BraidChoice | None = PrivateAttr(
+        default=None
+    )  # a searched refinement (meta.architectures)
 
     def built_from(self, paths: dict[str, str], pool: Sequence[str] = ()) -> BraidingDecision:
         """Remember the deciding agent's pool and checkpoint paths (not part of the decision's identity or
         JSON), so ``create_braided_model(decision)`` needs nothing else."""
         self._paths, self._pool = dict(paths), tuple(pool)
         return self
+
+    def refined_by(self, architecture: BraidChoice | None) -> BraidingDecision:
+        """Build this decision as a searched architecture that refines it (``meta.architectures``): the
+        configuration its predicted score was learned from."""
+        self._architecture = architecture
+        return self
+
+    @property
+    def architecture(self) -> BraidChoice | None:
+        return self._architecture
 
     def __eq__(self, other: object) -> bool:  # the paths say where a braid loads from, not what it is
         if not isinstance(other, BraidingDecision):
@@ -54,7 +67,7 @@ class BraidingDecision(TrainSpec, BraidSpec):  # fields: the braid's, then its t
                 f"no checkpoint path for {missing}: give the agent paths (MetaBraider(pool, paths=...)) or pool "
                 "entries with model_name, or pass paths here"
             )
-        return self.to_config(paths)
+        return self._architecture.to_config(paths) if self._architecture else self.to_config(paths)
 
 
 def create_braided_model(

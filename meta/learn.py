@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from meta.architectures import grid_projection, is_searched
 from meta.calibration import Calibration, share
 from meta.decision import BraidingDecision
 from meta.features import MetaTask
@@ -40,10 +41,16 @@ class Observation:
 
 
 def observations_from_records(agent: MetaBraider, records: list[Any]) -> list[Observation]:
-    """Sweep records whose configuration lies on the agent's grid and pool (others are skipped)."""
+    """Sweep records whose configuration lies on the agent's grid and pool (others are skipped). A searched
+    architecture (``tune.arch``) counts as the grid configuration it refines, and enters the agent's
+    architecture library, so that a decision of that configuration for that task type builds it: the
+    observation is true of the decision only then (``meta.architectures``)."""
     out = []
     for r in records:
         d = r.config
+        if is_searched(d):
+            depth = {m.name: m.layers for m in r.pool}[d.anchor]  # the record validates its pool
+            d = _with_training(grid_projection(d, depth), r.config)
         try:
             decision = BraidingDecision(
                 members=tuple(sorted(d.members)), anchor=d.anchor, strategy=d.strategy, fusion_points=d.fusion_points,
@@ -53,8 +60,19 @@ def observations_from_records(agent: MetaBraider, records: list[Any]) -> list[Ob
         except (ValueError, KeyError):
             continue
         task = MetaTask.of(r.task)
+        if is_searched(r.config):
+            agent.architectures.add(task.type, decision.structure().key(), r.config, r.metrics["score"])
         out.append(Observation(task, decision, r.metrics["score"], r.cost.decode_ms, r.cost.memory_mb))
     return out
+
+
+def _with_training(spec: Any, choice: Any) -> Any:
+    """A grid projection with the searched trial's training fields, readable as a record's config."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        **spec.model_dump(), lr=choice.lr, steps=choice.steps, temperature=choice.temperature
+    )
 
 
 def predictions(

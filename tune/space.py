@@ -135,6 +135,32 @@ class BraidChoice(TrainSpec, BraidSpec):  # fields: the braid's, then its traini
                 raise ValueError(f"a point's members {p.members} must be braid members including the anchor")
         return self
 
+    def architecture_fields(self) -> dict[str, Any]:
+        """``BraidConfig``'s fusion_layers, layer_map and points for this choice, members indexed in
+        ``ordered_members()`` order (the anchor at 0)."""
+        order = self.ordered_members()
+        layer_map = {order.index(m): list(v) for m, v in self.layer_map.items()} if self.layer_map else None
+        points = None
+        if self.points:
+            points = [
+                {"strategy": p.strategy, "fusion_dim": p.fusion_dim,
+                 "members": None if p.members is None else sorted(order.index(m) for m in p.members)}
+                for p in self.points
+            ]  # fmt: skip
+        return {"fusion_layers": list(self.fusion_layers), "layer_map": layer_map, "points": points}
+
+    def to_config(self, paths: dict[str, str]):
+        """The BraidConfig of this choice as resolved (its fusion layers, and a searched architecture's
+        source layers and point architectures), over the members' paths."""
+        from braid.config import BraidConfig
+
+        if missing := sorted(set(self.members) - set(paths)):
+            raise ValueError(f"no path for members {missing}; known: {sorted(paths)}")
+        return BraidConfig(
+            model_configs=[paths[m] for m in self.ordered_members()], anchor=0, fusion_strategy=self.strategy,
+            fusion_dim=self.fusion_dim, strategy_params=self.strategy_params, **self.architecture_fields(),
+        )  # fmt: skip
+
     @classmethod
     def from_trial(cls, config: dict[str, Any], anchor_depth: int) -> BraidChoice:
         anchor, members = parse_members_key(config["braid"])

@@ -30,25 +30,9 @@ def build_braid(choice: BraidChoice, zoo: dict[str, str], shared_members: bool =
     architectures (``choice.layer_map``, ``choice.points``) carry over."""
     from braid.braided import BraidedLLM
 
-    order = choice.ordered_members()
-    paths = [zoo[m] for m in order]
+    paths = [zoo[m] for m in choice.ordered_members()]
     models = [loaded_member(p) for p in paths] if shared_members and len(set(paths)) == len(paths) else None
-    layer_map = {order.index(m): list(v) for m, v in choice.layer_map.items()} if choice.layer_map else None
-    return BraidedLLM(
-        model_configs=paths,
-        fusion_strategy=choice.strategy,
-        fusion_layers=list(choice.fusion_layers),
-        fusion_dim=choice.fusion_dim,
-        layer_map=layer_map,
-        points=[_point(p, order) for p in choice.points] if choice.points else None,
-        models=models,
-    )
-
-
-def _point(point, order: list[str]) -> dict[str, Any]:
-    """A ``PointArch`` (member names) as BraidConfig's ``FusionPoint`` (member indices in braid order)."""
-    members = None if point.members is None else sorted(order.index(m) for m in point.members)
-    return {"strategy": point.strategy, "fusion_dim": point.fusion_dim, "members": members}
+    return BraidedLLM(config=choice.to_config(zoo), models=models)
 
 
 @functools.lru_cache(maxsize=8)
