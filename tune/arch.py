@@ -15,6 +15,7 @@ searched architectures as from any trial.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 from pathlib import Path
@@ -27,6 +28,7 @@ from tune.records import ModelFeatures, SweepRecord
 from tune.space import BraidChoice, PointArch
 
 NO_OUTPUT = "none"
+PLACEMENTS = ("early", "spread", "late")
 
 
 class ArchSpace(BaseModel):
@@ -143,28 +145,15 @@ def grid_choices(
     from braid.spec import strategy_layers
 
     seen, out = set(), []
-    for strategy in strategies:
-        for n in fusion_points:
-            for placement in ("early", "spread", "late"):
-                for dim in fusion_dims:
-                    layers = tuple(strategy_layers(strategy, anchor_depth, n, placement))
-                    if (strategy, layers, dim) in seen:
-                        continue
-                    seen.add((strategy, layers, dim))
-                    out.append(
-                        BraidChoice(
-                            members=members,
-                            anchor=members[0],
-                            strategy=strategy,
-                            fusion_points=n,
-                            placement=placement,
-                            fusion_dim=dim,
-                            lr=lr,
-                            steps=steps,
-                            temperature=0.0,
-                            fusion_layers=layers,
-                        )  # fmt: skip
-                    )
+    for strategy, n, placement, dim in itertools.product(strategies, fusion_points, PLACEMENTS, fusion_dims):
+        layers = tuple(strategy_layers(strategy, anchor_depth, n, placement))
+        if (strategy, layers, dim) not in seen:
+            seen.add((strategy, layers, dim))
+            choice = BraidChoice(
+                members=members, anchor=members[0], strategy=strategy, fusion_points=n, placement=placement,
+                fusion_dim=dim, lr=lr, steps=steps, temperature=0.0, fusion_layers=layers,
+            )  # fmt: skip
+            out.append(choice)
     return out
 
 
@@ -244,7 +233,8 @@ def run_search(
         grace_period=cfg.grace_period, reduction_factor=cfg.reduction_factor,
     )  # fmt: skip
     stop = compute_budget(cfg.budget_steps) if cfg.budget_steps else None
-    return _fit(task, zoo, pool, cfg, space, {}, search, asha, cfg.num_samples, stop, "search")
+    tune_config = _tune_config(cfg, search_alg=search, scheduler=asha, num_samples=cfg.num_samples)
+    return _fit("search", task, zoo, pool, cfg, tune_config, space=space, stop=stop)
 
 
 def run_grid(
@@ -258,12 +248,27 @@ def run_grid(
     from ray import tune
 
     grid = {"choice": tune.grid_search([c.model_dump_json() for c in choices])}
-    return _fit(task, zoo, pool, cfg, None, grid, None, None, 1, None, "grid")
+    return _fit("grid", task, zoo, pool, cfg, _tune_config(cfg, num_samples=1), param_space=grid)
+
+
+def _tune_config(cfg: ArchSearchConfig, **options: Any):
+    from ray import tune
+
+    return tune.TuneConfig(max_concurrent_trials=cfg.max_concurrent_trials, **options)
 
 
 def _fit(
-    task, zoo, pool, cfg, space, param_space, search, scheduler, samples, stop, arm
+    arm: str,
+    task: Any,
+    zoo: dict[str, str],
+    pool: list[ModelFeatures],
+    cfg: ArchSearchConfig,
+    tune_config: Any,
+    space: ArchSpace | None = None,
+    param_space: dict[str, Any] | None = None,
+    stop: Any = None,
 ) -> list[SweepRecord]:
+    """One Tune experiment of arch trials (``space``: searched ones; else grid choices in ``param_space``)."""
     import ray
     from ray import tune
 
@@ -278,13 +283,8 @@ def _fit(
     name = f"{cfg.name}-{arm}-{task.name}"
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),
-        param_space=param_space,
-        tune_config=tune.TuneConfig(
-            search_alg=search,
-            scheduler=scheduler,
-            num_samples=samples,
-            max_concurrent_trials=cfg.max_concurrent_trials,
-        ),  # fmt: skip
+        param_space=param_space or {},
+        tune_config=tune_config,
         run_config=tune.RunConfig(
             name=name,
             storage_path=cfg.storage_path,

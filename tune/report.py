@@ -89,12 +89,7 @@ def pareto_plot(records: list[SweepRecord], path: str | Path) -> Path:
             ylabel="score (higher is better)",
         )
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def layer_map_plot(records: list[SweepRecord], path: str | Path) -> Path:
@@ -134,6 +129,12 @@ def layer_map_plot(records: list[SweepRecord], path: str | Path) -> Path:
         ax.set(xticks=range(len(order)), xlim=(-0.6, len(order) - 0.4), ylim=(-0.5, top + 0.6),
                title=f"{r.task.name} ({r.metrics['score']:.3f})", ylabel="layer")  # fmt: skip
         ax.set_xticklabels(order, fontsize=7, rotation=20)
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
