@@ -1,13 +1,14 @@
 """Fusion-architecture search (#25 part 2) against the sweep grid, at no more compute.
 
 Two tasks: bench/composition.py's (three models; answer ``key=`` with ``abc|7``; fusion trains on keys 0-29,
-trials are ranked on keys 30-39, winners tested on keys 40-59) and a braid-bench domain pair (prose-llama
-anchoring facts-mistral, full zoo; per-character perplexity on prose+facts: 64 train texts per domain,
-16 validation, 16 test). Per seed, the grid trains every configuration of the sweep's space for the member
-set (strategy x points x placement, width 32) to the full budget; the search (TPE through Tune + ASHA over
-per-point blocks, source layers, strategies, widths, members and the output head) runs until its trials'
-training steps reach the grid's. Each arm's winner is its best validation score; its test score is what
-the tables compare. Compute is fusion training steps (what the trials reported), wall time beside it.
+trials are ranked on keys 30-39, winners tested on keys 40-59; 300 steps a trial, a report every 25) and a
+braid-bench domain pair (prose-llama anchoring facts-mistral, full zoo; per-character perplexity on
+prose+facts: 32 train texts per domain, 8 validation, 8 test; 100 steps a trial, a report every 20). Per
+seed, the grid trains every configuration of the sweep's space for the member set (strategy x points x
+placement, width 32) to the full budget; the search (TPE through Tune + ASHA over per-point blocks, source
+layers, strategies, widths, members and the output head) runs until its trials' training steps reach the
+grid's. Each arm's winner is its best validation score; its test score is what the tables compare. Compute
+is fusion training steps (what the trials reported), wall time beside it.
 
     python bench/arch_search.py [--seeds 3] [--tasks composition,pair] [--smoke-test]
 """
@@ -15,6 +16,7 @@ the tables compare. Compute is fusion training steps (what the trials reported),
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -50,27 +52,50 @@ def pair_setup(seed: int, root: Path, smoke: bool) -> tuple:
     members = ("prose-llama", "facts-mistral")
     zoo = {k: v for k, v in build_zoo(tiny=smoke, progress=False).items() if k in members}
     pool = [ModelFeatures.from_card(c) for c in load_cards(tiny=smoke) if c["name"] in members]
-    n = 8 if smoke else 64
+    n = 8 if smoke else 32
     task = MixtureTask(
-        name="prose-facts", domains=("prose", "facts"), n_train=n, n_eval=4 if smoke else 16, seed=seed
+        name="prose-facts", domains=("prose", "facts"), n_train=n, n_eval=4 if smoke else 8, seed=seed
     )
     return task, zoo, members, pool
 
 
-TASKS = {"composition": (composition_setup, 300), "pair": (pair_setup, 200)}  # setup, full steps per trial
+# setup, full steps per trial, steps per report
+TASKS = {"composition": (composition_setup, 300, 25), "pair": (pair_setup, 100, 20)}
+CACHE = Path.home() / ".cache" / "llm-braid" / "bench-arch-v1"  # one file per task and seed
+
+
+def cached_run(name: str, seed: int, root: Path, smoke: bool) -> dict:
+    """``one_run``, kept on disk (records, seconds, test scores) so a long benchmark resumes where it
+    stopped and a later run with other ``--tasks`` reuses what was measured."""
+    from tune.records import SweepRecord
+
+    path = CACHE / f"{name}-s{seed}.json"
+    if not smoke and path.exists():
+        saved = json.loads(path.read_text())
+        for arm in saved.values():
+            arm["records"] = [SweepRecord.model_validate_json(r) for r in arm["records"]]
+            arm["winner"] = max(arm["records"], key=lambda r: r.metrics["score"])
+        return saved
+    out = one_run(name, seed, root, smoke)
+    if not smoke:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keep = {a: {"records": [r.model_dump_json() for r in v["records"]], "seconds": v["seconds"],
+                    "test": v["test"]} for a, v in out.items()}  # fmt: skip
+        path.write_text(json.dumps(keep))
+    return out
 
 
 def one_run(name: str, seed: int, root: Path, smoke: bool) -> dict:
     """Both arms on one task and seed: {arm: {"records", "seconds", "test", "winner"}}."""
-    setup, steps = TASKS[name]
-    steps = 4 if smoke else steps
+    setup, steps, every = TASKS[name]
+    steps, every = (4, 2) if smoke else (steps, every)
     task, zoo, members, pool = setup(seed, root, smoke)
     from braid.config import probe_architecture
 
     depth = probe_architecture(zoo[members[0]]).num_layers
     cfg = ArchSearchConfig(
         name=f"bench-{name}-s{seed}",
-        eval_every=2 if smoke else 25,
+        eval_every=every,
         seed=seed,
         storage_path=str(root / "tune"),
     )
@@ -180,7 +205,7 @@ def run(seeds: int, tasks: list[str], smoke: bool) -> None:
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in tasks:
-            results[name] = [one_run(name, seed, Path(tmp), smoke) for seed in range(seeds)]
+            results[name] = [cached_run(name, seed, Path(tmp), smoke) for seed in range(seeds)]
     records = [x for runs in results.values() for r in runs for arm in r.values() for x in arm["records"]]
     tables = {name: task_table(name, runs) for name, runs in results.items()}
     body = "\n\n".join(f"**{name}** ({verdict(runs)}):\n\n{tables[name]}" for name, runs in results.items())

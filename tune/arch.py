@@ -189,7 +189,9 @@ def arch_trainable(
     def report(metrics: dict[str, Any], ckpt_dir: Path) -> None:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(ckpt_dir)))
 
-    run_trial(config, task, zoo, report, eval_every, None, seed, to_choice=to_choice)
+    # Tune reuses a trial's actor for the next trial: members (and a bridged member's memoised readings of
+    # the task's texts) load once per actor, not once per trial
+    run_trial(config, task, zoo, report, eval_every, None, seed, shared_members=True, to_choice=to_choice)
 
 
 def grid_choice(config: dict[str, Any]) -> BraidChoice:
