@@ -58,13 +58,11 @@ class MemberHost:
     def inner_members(self) -> list[dict[str, Any]]:
         """A braid member's own member actors (node and pid of each); none for a single model."""
         runner = getattr(getattr(self.server.member, "braid", None), "runner", None)
-        return [{"node_id": n, "pid": p} for n, p in zip(*_actors_of(runner), strict=True)]
-
-
-def _actors_of(runner: Any) -> tuple[list[str], list[int]]:
-    return (
-        (list(runner.member_nodes), list(runner.member_pids)) if hasattr(runner, "member_pids") else ([], [])
-    )
+        if not hasattr(runner, "member_pids"):
+            return []
+        return [
+            {"node_id": n, "pid": p} for n, p in zip(runner.member_nodes, runner.member_pids, strict=True)
+        ]
 
 
 @functools.cache

@@ -47,32 +47,24 @@ def observations_from_records(agent: MetaBraider, records: list[Any]) -> list[Ob
     observation is true of the decision only then (``meta.architectures``)."""
     out = []
     for r in records:
-        d = r.config
-        if is_searched(d):
-            depth = {m.name: m.layers for m in r.pool}[d.anchor]  # the record validates its pool
-            d = _with_training(grid_projection(d, depth), r.config)
+        c = r.config
+        searched = is_searched(c)
+        # the record validates its pool, so the anchor's depth is there
+        spec = grid_projection(c, {m.name: m.layers for m in r.pool}[c.anchor]) if searched else c
         try:
             decision = BraidingDecision(
-                members=tuple(sorted(d.members)), anchor=d.anchor, strategy=d.strategy, fusion_points=d.fusion_points,
-                placement=d.placement, fusion_dim=d.fusion_dim, lr=d.lr, steps=d.steps, temperature=d.temperature,
+                members=tuple(sorted(spec.members)), anchor=spec.anchor, strategy=spec.strategy,
+                fusion_points=spec.fusion_points, placement=spec.placement, fusion_dim=spec.fusion_dim,
+                lr=c.lr, steps=c.steps, temperature=c.temperature,
             )  # fmt: skip
             agent.candidates.index_of(decision)
         except (ValueError, KeyError):
             continue
         task = MetaTask.of(r.task)
-        if is_searched(r.config):
-            agent.architectures.add(task.type, decision.structure().key(), r.config, r.metrics["score"])
+        if searched:
+            agent.architectures.add(task.type, decision.structure().key(), c, r.metrics["score"])
         out.append(Observation(task, decision, r.metrics["score"], r.cost.decode_ms, r.cost.memory_mb))
     return out
-
-
-def _with_training(spec: Any, choice: Any) -> Any:
-    """A grid projection with the searched trial's training fields, readable as a record's config."""
-    from types import SimpleNamespace
-
-    return SimpleNamespace(
-        **spec.model_dump(), lr=choice.lr, steps=choice.steps, temperature=choice.temperature
-    )
 
 
 def predictions(
