@@ -94,6 +94,13 @@ class MemberLink:
             self.chan.close()
             self.chan = None
 
+    def part(self) -> None:
+        """Say goodbye (the server then waits for the next connection) and close."""
+        if self.chan is not None:
+            with contextlib.suppress(ChannelError):
+                self.chan.send_msg({"op": "bye"})
+        self.close()
+
     def request(self, inputs: dict[str, Any], cache: RemoteCache | None, want: dict[str, Any]) -> None:
         """``want``: what to send back (``logits``, ``final`` hidden state, ``top_k`` over ``vocab`` ids)."""
         names = [k for k, v in inputs.items() if v is not None]
@@ -187,10 +194,7 @@ class ChannelRunner(MemberRunner):
         if frozenset(fns) != self.edit_blocks:
             self.edit_blocks = frozenset(fns)
             link = self.links[self.braid.config.anchor]
-            if link.chan is not None:
-                with contextlib.suppress(ChannelError):
-                    link.chan.send_msg({"op": "bye"})
-            link.close()
+            link.part()
             self._connect(link, time.monotonic() + self.timeout)
         self.anchor_edits = fns
         try:
@@ -330,10 +334,7 @@ class ChannelRunner(MemberRunner):
     def close(self) -> None:
         self.closed = True
         for link in self.links:
-            if link.chan is not None:
-                with contextlib.suppress(ChannelError):
-                    link.chan.send_msg({"op": "bye"})
-            link.close()
+            link.part()
 
 
 class RemoteBridge:
