@@ -3,7 +3,7 @@
 Two tasks: bench/composition.py's (three models; answer ``key=`` with ``abc|7``; fusion trains on keys 0-29,
 trials are ranked on keys 30-39, winners tested on keys 40-59; 300 steps a trial, a report every 25) and a
 braid-bench domain pair (prose-llama anchoring facts-mistral, full zoo; per-character perplexity on
-prose+facts: 32 train texts per domain, 8 validation, 8 test; 100 steps a trial, a report every 20). Per
+prose+facts: 32 train texts per domain, 24 validation, 32 test; 100 steps a trial, a report every 20). Per
 seed, the grid trains every configuration of the sweep's space for the member set (strategy x points x
 placement, width 32) to the full budget; the search (TPE through Tune + ASHA over per-point blocks, source
 layers, strategies, widths, members and the output head) runs until its trials' training steps reach the
@@ -52,16 +52,16 @@ def pair_setup(seed: int, root: Path, smoke: bool) -> tuple:
     members = ("prose-llama", "facts-mistral")
     zoo = {k: v for k, v in build_zoo(tiny=smoke, progress=False).items() if k in members}
     pool = [ModelFeatures.from_card(c) for c in load_cards(tiny=smoke) if c["name"] in members]
-    n = 8 if smoke else 32
+    n, n_eval, n_test = (8, 4, 4) if smoke else (32, 24, 32)
     task = MixtureTask(
-        name="prose-facts", domains=("prose", "facts"), n_train=n, n_eval=4 if smoke else 8, seed=seed
+        name="prose-facts", domains=("prose", "facts"), n_train=n, n_eval=n_eval, n_test=n_test, seed=seed
     )
     return task, zoo, members, pool
 
 
 # setup, full steps per trial, steps per report
 TASKS = {"composition": (composition_setup, 300, 25), "pair": (pair_setup, 100, 20)}
-CACHE = Path.home() / ".cache" / "llm-braid" / "bench-arch-v1"  # one file per task and seed
+CACHE = Path.home() / ".cache" / "llm-braid" / "bench-arch-v2"  # one file per task and seed
 
 
 def cached_run(name: str, seed: int, root: Path, smoke: bool) -> dict:

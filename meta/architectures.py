@@ -6,10 +6,14 @@ own blocks, source layers and per-point widths and members), so it is learned as
 record becomes an observation of its grid projection, and the library remembers, per task type and
 projection, the best searched architecture measured. A decision for a task of that type then builds the
 architecture (``BraidingDecision.architecture``), which is what the observation's score was measured on.
+
+The gateway serves such a decision under its grid key plus ``@`` and a digest of the architecture
+(``architecture_key``), so any replica holding the agent's checkpoint builds the same braid from the key alone.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from braid.spec import BraidSpec, place_layers
@@ -39,6 +43,13 @@ def grid_projection(choice: BraidChoice, anchor_depth: int) -> BraidSpec:
     )  # fmt: skip
 
 
+def architecture_key(spec_key: str, choice: BraidChoice) -> str:
+    """The gateway's key for a searched architecture refining the grid configuration ``spec_key``: that key,
+    ``@``, and the first 12 hex digits of the architecture's SHA-256 (over its JSON, so stable across processes)."""
+    digest = hashlib.sha256(choice.model_dump_json().encode()).hexdigest()[:12]
+    return f"{spec_key}@{digest}"
+
+
 class ArchitectureLibrary:
     """Per (task type, grid configuration key): the best searched architecture measured, and its score."""
 
@@ -57,6 +68,14 @@ class ArchitectureLibrary:
     def get(self, task_type: str, spec_key: str) -> BraidChoice | None:
         found = self.best.get(self._key(task_type, spec_key))
         return None if found is None else found[1]
+
+    def by_key(self, key: str) -> BraidChoice | None:
+        """The architecture an ``architecture_key`` names, or None (a grid key, or one this library lacks)."""
+        if "@" not in key:
+            return None
+        spec_key = key.rsplit("@", 1)[0]
+        found = (c for k, (_, c) in self.best.items() if k.split("|", 1)[1] == spec_key)
+        return next((c for c in found if architecture_key(spec_key, c) == key), None)
 
     def __len__(self) -> int:
         return len(self.best)

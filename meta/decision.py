@@ -47,6 +47,14 @@ class BraidingDecision(TrainSpec, BraidSpec):  # fields: the braid's, then its t
     def architecture(self) -> BraidChoice | None:
         return self._architecture
 
+    def served_key(self) -> str:
+        """The key the gateway builds this braid from: the grid key, or a searched refinement's
+        (``meta.architectures.architecture_key``)."""
+        from meta.architectures import architecture_key
+
+        key = self.structure().key()
+        return architecture_key(key, self._architecture) if self._architecture else key
+
     def __eq__(self, other: object) -> bool:  # the paths say where a braid loads from, not what it is
         if not isinstance(other, BraidingDecision):
             return NotImplemented

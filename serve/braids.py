@@ -9,6 +9,10 @@ A client may name a structure key itself, so what a key may ask for is the opera
 (``BraidPolicy``): by default only the meta-braider's own grid; with ``custom`` any key within the limits,
 checked before anything is built. Builds run one at a time (``max_builds``) without holding up requests for
 braids already built.
+
+A decision the meta-braider refined with a searched architecture (``meta.architectures``) has the key
+``<grid key>@<digest>``; the factory builds it from the agent's architecture library, with the fusion weights
+of the search trial that measured it when the records hold its checkpoint.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class BraidFactory:
         default: Any = None,
         grid: frozenset[str] | None = None,
         policy: BraidPolicy | None = None,
+        architectures: Any = None,
     ):
         self.paths, self.pinned, self.records, self.default = (
             paths or {},
@@ -73,6 +78,11 @@ class BraidFactory:
             default,
         )
         self.grid, self.policy = grid, policy or BraidPolicy()
+        self.architectures = architectures  # a meta.architectures.ArchitectureLibrary, or None
+
+    def searched(self, key: str) -> Any:
+        """The searched architecture an ``@`` key names, or None."""
+        return self.architectures.by_key(key) if self.architectures is not None else None
 
     def known(self, key: str) -> bool:
         return key in self.pinned or (key == DEFAULT and self.default is not None) or "|" in key
@@ -81,6 +91,12 @@ class BraidFactory:
         """Raise ValueError (HTTP 400) unless a structure key is one this server builds: in the meta-braider's
         grid, or with ``policy.custom``, over known members and within the limits. Reads no weights."""
         if "|" not in key or key in self.pinned or (self.grid is not None and key in self.grid):
+            return
+        if "@" in key:
+            if self.searched(key) is None:
+                raise ValueError(
+                    f"braid key {key!r} names no searched architecture this server's meta-braider has"
+                )
             return
         if not self.policy.custom:
             raise ValueError(
@@ -97,12 +113,23 @@ class BraidFactory:
             return self.default, {"source": "braided_model"}
         if key in self.pinned:
             return BraidedLLM.from_pretrained(self.pinned[key]).eval(), {"source": self.pinned[key]}
-        spec = BraidSpec.parse(key)
-        braided = BraidedLLM(config=spec.to_config(self.paths))
-        trial = self._trained(spec, list(braided.config.fusion_layers))
+        if (choice := self.searched(key)) is not None:
+            braided, source = BraidedLLM(config=choice.to_config(self.paths)), "searched architecture"
+            trial = self._measured(choice)
+        else:
+            spec = BraidSpec.parse(key)
+            braided, source = BraidedLLM(config=spec.to_config(self.paths)), "decision"
+            trial = self._trained(spec, list(braided.config.fusion_layers))
         if trial is not None:
             braided.load_fusion_layers(fusion_path(trial.checkpoint))
-        return braided.eval(), {"source": "decision", "trained_by_trial": trial.trial_id if trial else None}
+        return braided.eval(), {"source": source, "trained_by_trial": trial.trial_id if trial else None}
+
+    def _measured(self, choice: Any):
+        """The best-scoring search trial with a checkpoint on disk that trained exactly this architecture."""
+        from braid.checkpoint import has_fusion
+
+        same = [r for r in self.records if has_fusion(r.checkpoint) and r.config == choice]
+        return max(same, key=lambda r: r.metrics["score"], default=None)
 
     def _trained(self, spec: BraidSpec, layers: list[int]):
         """The best-scoring sweep trial with a checkpoint on disk that trained this braid: the same members,

@@ -43,7 +43,7 @@ def braid_factory(config: ServeConfig, meta: Any = None):
     pinned braids, records, and the operator's policy for client-named structures."""
     from serve.braids import BraidFactory
 
-    paths, grid = {}, frozenset()
+    paths, grid, searched = {}, frozenset(), None
     if meta is None and config.meta_braider:
         from meta import MetaBraider
 
@@ -51,10 +51,12 @@ def braid_factory(config: ServeConfig, meta: Any = None):
     else:
         agent = meta.agent if meta is not None else None
     if agent is not None:
-        paths, grid = agent.paths, agent.candidates.keys()
+        paths, grid, searched = agent.paths, agent.candidates.keys(), agent.architectures
     records = []
     if config.records:
         from tune.records import load_records
 
         records = load_records(config.records)
-    return BraidFactory(paths, dict(config.braids), records, grid=grid, policy=config.braid_policy)
+    return BraidFactory(
+        paths, dict(config.braids), records, grid=grid, policy=config.braid_policy, architectures=searched
+    )

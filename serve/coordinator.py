@@ -103,8 +103,9 @@ class Coordinator:
         )  # fmt: skip
         paths = self.meta.agent.paths if self.meta else {}
         grid = self.meta.agent.candidates.keys() if self.meta else None
+        searched = self.meta.agent.architectures if self.meta else None
         self.braids: BraidSource = braids or LocalBraids(
-            BraidFactory(paths, default=braided_model, grid=grid), cache_size
+            BraidFactory(paths, default=braided_model, grid=grid, architectures=searched), cache_size
         )
         self.default_key = default_model or (
             DEFAULT if braided_model is not None or self.meta is None else "auto"
@@ -191,7 +192,7 @@ class Coordinator:
             raise UnknownModel(f"model 'auto' needs a meta-braider; available: {self.models()}")
         task_info = dict(task) if task else infer_task(query)
         decision, explanation = self.meta.decide(task_info, user=user, **constraints)
-        return decision.key(), decision, explanation, task_info
+        return decision.served_key(), decision, explanation, task_info
 
     def models(self) -> list[str]:
         names = ["auto"] if self.meta is not None else []

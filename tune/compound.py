@@ -78,21 +78,25 @@ class CompositionTask(BaseModel):
 
 class MixtureTask(BaseModel):
     """Per-character perplexity on the union of ``domains``: each domain's first ``n_eval`` held-out texts
-    rank trials, the next ``n_eval`` are the test split."""
+    rank trials, the next ``n_test`` (default ``n_eval``) are the test split."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     domains: tuple[str, ...] = Field(min_length=2)
     n_train: int = Field(64, ge=4, description="training texts per domain")
-    n_eval: int = Field(16, ge=2, description="validation (and test) texts per domain")
+    n_eval: int = Field(16, ge=2, description="validation texts per domain")
+    n_test: int | None = Field(None, ge=2, description="test texts per domain (default: n_eval)")
     seed: int = 0
 
     @model_validator(mode="after")
     def _known(self) -> MixtureTask:
-        from braid.zoo.domains import DOMAINS
+        from braid.zoo.domains import DOMAINS, get_domain
 
         if unknown := sorted(set(self.domains) - set(DOMAINS)):
             raise ValueError(f"unknown domains {unknown}; valid: {sorted(DOMAINS)}")
+        need = self.n_eval + (self.n_test or self.n_eval)
+        if short := [d for d in self.domains if len(get_domain(d).held_out) < need]:
+            raise ValueError(f"domains {short} hold fewer than n_eval + n_test = {need} held-out texts")
         return self
 
     @property
@@ -113,8 +117,8 @@ class MixtureTask(BaseModel):
     def split(self, part: int) -> dict[str, list[str]]:
         from braid.zoo.domains import get_domain
 
-        lo = part * self.n_eval
-        return {d: get_domain(d).held_out[lo : lo + self.n_eval] for d in self.domains}
+        lo, n = (0, self.n_eval) if part == 0 else (self.n_eval, self.n_test or self.n_eval)
+        return {d: get_domain(d).held_out[lo : lo + n] for d in self.domains}
 
     def cost_prompt(self) -> str:
         return self.split(0)[self.domains[0]][0]

@@ -104,6 +104,10 @@ def test_mixture_task_splits_and_scores(zoo_and_pool):
     val, test = task.split(0), task.split(1)
     assert all(len(val[d]) == len(test[d]) == 3 and not set(val[d]) & set(test[d]) for d in task.domains)
     assert len(task.train_items()) == 16 and task.info.domain == "prose+code"
+    wider = task.model_copy(update={"n_test": 5}).split(1)
+    assert all(wider[d][:3] == test[d] and len(wider[d]) == 5 for d in task.domains)
+    with pytest.raises(ValueError, match="fewer than n_eval \\+ n_test = 200"):
+        MixtureTask(name="x", domains=("prose", "code"), n_eval=100)
     braided = build_braid(grid_choices(("prose-llama", "code-qwen2"), 2, ("router",), steps=1)[0], zoo)
     scores = task.evaluate(braided)
     assert scores["score"] == pytest.approx(-math.log(scores["char_perplexity"]))
