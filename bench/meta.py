@@ -174,7 +174,7 @@ def evaluate(records: list, pool: list, smoke: bool, alone: dict[str, float] | N
             gaps += oracle - s[fixed]
             paired = random.Random()
             paired.setstate(rng.getstate())  # the arbiter answers the very requests the single agent does
-            checks += constraint_checks(agent, truth, t, rng, 5 if smoke else 40)
+            checks += constraint_checks(agent, truth, t, rng, 5 if smoke else 40, MISSES)
             MULTI_CHECKS.extend(constraint_checks(arbiter, truth, t, paired, 5 if smoke else 40))
         FEW_SHOT.append(few_shot(agent, records, pool, truth, held, smoke))
         curves.append(online(agent, truth, vecs, test, 4 if smoke else 30))
@@ -185,6 +185,7 @@ def evaluate(records: list, pool: list, smoke: bool, alone: dict[str, float] | N
 CURRICULUM = "meta-braider, curriculum pretraining"
 MULTI = "multi-agent: quality-, latency- and cost-first proposers, arbiter"
 MULTI_CHECKS: list[tuple[str, str]] = []  # the arbiter's outcomes on the same constraint draws
+MISSES: list[tuple[str, tuple[str, ...]]] = []  # the single agent's violations: (kind, the limits missed)
 
 
 def multi_agent(agent: MetaBraider, pool: list, obs: list, smoke: bool):
@@ -307,13 +308,14 @@ ONLINE: dict[str, float] = {}
 
 
 def constraint_checks(
-    agent: MetaBraider, truth: Truth, task: str, rng: random.Random, n: int
+    agent: MetaBraider, truth: Truth, task: str, rng: random.Random, n: int, misses: list | None = None
 ) -> list[tuple[str, str]]:
     """Random compute budgets and latency limits, in a third of the draws a raw score floor (``min_score``)
     and in another third a 0..1 ``accuracy_target`` (quality: a score's likelihood share of the best; for a
     held-out type, the best measured config within the other limits), that some measured config meets:
     (kind, outcome), the outcome "met" when the choice meets them in truth (measured latency and score, exact
-    parameter share), "violated" when not, "refused" when the agent answered infeasible."""
+    parameter share), "violated" when not, "refused" when the agent answered infeasible. ``misses`` gets
+    (kind, the limits a violating choice missed) per violation."""
     from meta import Infeasible
 
     share = {c: float(agent.compute_share[c]) for c in truth.configs}
@@ -335,9 +337,12 @@ def constraint_checks(
         if "accuracy_target" in accuracy and allowed:
             floor = raw(accuracy["accuracy_target"], max(allowed))
 
-        def meets(c: int, budget=budget, limit=limit, floor=floor) -> bool:
-            good = floor is None or score[c] >= floor - 1e-9
-            return share[c] <= budget + 1e-9 and ms[c] <= limit and good
+        def missed(c: int, budget=budget, limit=limit, floor=floor) -> tuple[str, ...]:
+            return tuple(name for name, ok in (("budget", share[c] <= budget + 1e-9), ("latency", ms[c] <= limit),
+                         ("score", floor is None or score[c] >= floor - 1e-9)) if not ok)  # fmt: skip
+
+        def meets(c: int) -> bool:
+            return not missed(c)
 
         if not any(meets(c) for c in truth.configs):
             continue
@@ -348,8 +353,23 @@ def constraint_checks(
         except Infeasible:
             out.append((kind, "refused"))
             continue
-        out.append((kind, "met" if meets(agent.candidates.index_of(d)) else "violated"))
+        chosen = agent.candidates.index_of(d)
+        out.append((kind, "met" if meets(chosen) else "violated"))
+        if misses is not None and not meets(chosen):
+            misses.append((kind, missed(chosen)))
     return out
+
+
+def miss_breakdown() -> str:
+    """What the seed-form violations missed: per kind of request, how many missed each limit."""
+    from collections import Counter
+
+    seed_form = [(k, why) for k, why in MISSES if k != "min_score"]
+    if not seed_form:
+        return "No seed-form request was violated."
+    by = Counter((k, limit) for k, why in seed_form for limit in why)
+    parts = [f"{k} requests missing {limit}: {n}" for (k, limit), n in sorted(by.items())]
+    return f"The {len(seed_form)} seed-form violations, by the limit missed: " + ", ".join(parts) + "."
 
 
 def _span(xs: list[float]) -> str:
@@ -382,7 +402,7 @@ def report(rows, gaps, latencies, picks, checks, n_configs: int, smoke: bool) ->
         f"{raw_form['refused']}/{raw_n} = {raw_form['refused'] / max(raw_n, 1):.1%}: a raw floor is an absolute "
         f"claim on a scale the agent has never measured for that type (its predictions for a held-out type "
         f"overshoot by up to the unseen score margin, {_span(UNSEEN_MARGIN)} nats here per held-out type), so it promises one only with that margin; a 0..1 target is relative, and an overshoot the "
-        f"candidates share cancels.\n\n"
+        f"candidates share cancels. {miss_breakdown()}\n\n"
         f"Curriculum (the same pretraining steps, the training tasks easy to hard by measured difficulty, "
         f"`meta.learn.pretrain(curriculum=True)`): regret {rows[CURRICULUM] / gaps if gaps else float('nan'):.2f} "
         f"against {rows['meta-braider'] / gaps if gaps else float('nan'):.2f} in random order.\n\n"
