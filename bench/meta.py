@@ -353,10 +353,10 @@ def constraint_checks(
         except Infeasible:
             out.append((kind, "refused"))
             continue
-        chosen = agent.candidates.index_of(d)
-        out.append((kind, "met" if meets(chosen) else "violated"))
-        if misses is not None and not meets(chosen):
-            misses.append((kind, missed(chosen)))
+        why = missed(agent.candidates.index_of(d))
+        out.append((kind, "violated" if why else "met"))
+        if why and misses is not None:
+            misses.append((kind, why))
     return out
 
 

@@ -71,11 +71,8 @@ class ArchitectureLibrary:
 
     def by_key(self, key: str) -> BraidChoice | None:
         """The architecture an ``architecture_key`` names, or None (a grid key, or one this library lacks)."""
-        if "@" not in key:
-            return None
-        spec_key = key.rsplit("@", 1)[0]
-        found = (c for k, (_, c) in self.best.items() if k.split("|", 1)[1] == spec_key)
-        return next((c for c in found if architecture_key(spec_key, c) == key), None)
+        found = (c for k, (_, c) in self.best.items() if architecture_key(k.split("|", 1)[1], c) == key)
+        return next(found, None) if "@" in key else None
 
     def __len__(self) -> int:
         return len(self.best)
