@@ -8,7 +8,10 @@ measured ones. Regret is reported as a fraction of the gap between the per-task 
 config (the one with the best mean rank on the training types). Baselines: random (its expectation), the best
 fixed config, and a kNN over the records (tasks nearest by the task encoding, k tuned by leave-one-out).
 
-    python bench/meta.py [--configs 24] [--smoke-test]
+The records are trained by ``--workers`` processes and kept per config as each finishes (a stopped run
+resumes); their decode ms is then timed again one record at a time.
+
+    python bench/meta.py [--configs 24] [--workers 2] [--records-only] [--smoke-test]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -51,10 +55,12 @@ def tasks(smoke: bool):
     ]  # fmt: skip
 
 
-def measure_all(zoo, pool, specs, n_configs: int, path: Path) -> list:
-    """Every sampled config on every task, as sweep records (re-uses the file when it covers the request)."""
-    from meta.trainer import measure
-    from tune.records import SweepRecord, load_records, write_records
+def measure_all(zoo, pool, specs, n_configs: int, path: Path, workers: int = 1) -> list:
+    """Every sampled config on every task, as sweep records (re-uses the file when it covers the request).
+    ``workers`` processes take one config at a time, those with the most cross-tokenizer members first (the
+    character bridge is the slow part); each config's records are kept as it finishes, so a stopped run
+    resumes."""
+    from tune.records import load_records, write_records
 
     if path.exists():
         records = load_records(path)
@@ -62,24 +68,71 @@ def measure_all(zoo, pool, specs, n_configs: int, path: Path) -> list:
             specs
         ):
             return records
-    agent = MetaBraider(pool, SPACE)
-    rng = random.Random(0)
-    picks = rng.sample(range(len(agent.candidates)), n_configs)
-    records = []
-    total, start = n_configs * len(specs), time.time()
-    for c, i in enumerate(picks):
+    agent, parts = MetaBraider(pool, SPACE), path.with_suffix(".parts")
+    parts.mkdir(parents=True, exist_ok=True)
+    picks = list(enumerate(random.Random(0).sample(range(len(agent.candidates)), n_configs)))
+    part = lambda c, i: parts / f"c{c}-k{i}.jsonl"  # noqa: E731 (record number and candidate index)
+    todo = sorted((p for p in picks if not part(*p).exists()), key=lambda p: -bridged(agent, pool, p[1]))
+    if workers == 1:
+        for p in todo:
+            write_records(measure_configs(zoo, pool, specs, [p]), part(*p))
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
+            jobs = {ex.submit(measure_configs, zoo, pool, specs, [p]): p for p in todo}
+            for job in as_completed(jobs):
+                write_records(job.result(), part(*jobs[job]))
+    records = timed_quietly([r for c, i in picks for r in load_records(part(c, i))], zoo, specs)
+    write_records(records, path)
+    return records
+
+
+def timed_quietly(records: list, zoo, specs) -> list:
+    """The records with decode ms measured again one at a time in this process, once every worker is done:
+    workers sharing the cores time each other, and the agent's latency slack would learn that noise. The
+    braid's cost does not depend on its trained fusion weights, so each is timed as built."""
+    from tune.trainable import build_braid, measure_cost
+
+    prompts = {spec.name: spec.cost_prompt() for spec in specs}
+    torch.set_num_threads(1)  # as each worker timed its trials
+    out = []
+    for r in tqdm(records, desc="decode ms, one at a time"):
+        ms = measure_cost(build_braid(r.config, zoo, shared_members=True), prompts[r.task.name]).decode_ms
+        out.append(r.model_copy(update={"cost": r.cost.model_copy(update={"decode_ms": ms})}))
+    return out
+
+
+def bridged(agent: MetaBraider, pool: list, index: int) -> int:
+    """How many of a candidate's members read through the character bridge (another tokenizer than the
+    anchor's)."""
+    d, tok = agent.candidates.decision(index, 0.5, 0.0), {m.name: m.tokenizer for m in pool}
+    return sum(tok[m] != tok[d.anchor] for m in d.members)
+
+
+def measure_configs(zoo, pool, specs, picks: list[tuple[int, int]]) -> list:
+    """``picks`` ((record number, candidate index) pairs), each trained and scored on every task."""
+    from meta.trainer import measure
+    from tune.records import SweepRecord
+
+    torch.set_num_threads(1)
+    agent, records, start = MetaBraider(pool, SPACE), [], time.time()
+    for c, i in picks:
         decision = agent.candidates.decision(i, 0.5, 0.0)
         for spec in specs:
             m = measure(decision, spec, zoo)
             cost = {k: m[k] for k in ("trained_params", "decode_ms", "memory_mb")}
             metrics = {k: float(v) for k, v in m.items() if k in ("score", spec.info.metric)}
-            choice = json.loads(m["choice"])
             records.append(SweepRecord(
-                sweep="bench-meta", trial_id=f"c{c}@{spec.name}", task=spec.info, pool=tuple(pool), config=choice,
-                metrics=metrics, cost=cost, iterations=1, steps_trained=decision.steps, stopped_early=False,
+                sweep="bench-meta", trial_id=f"c{c}@{spec.name}", task=spec.info, pool=tuple(pool),
+                config=json.loads(m["choice"]), metrics=metrics, cost=cost, iterations=1,
+                steps_trained=decision.steps, stopped_early=False,
             ))  # fmt: skip
-            print(f"{len(records)}/{total} trials, {time.time() - start:.0f} s", flush=True)
-    write_records(records, path)
+            print(
+                f"{len(records)}/{len(picks) * len(specs)} trials here, {time.time() - start:.0f} s",
+                flush=True,
+            )
     return records
 
 
@@ -467,9 +520,10 @@ def report(rows, gaps, latencies, picks, checks, n_configs: int, smoke: bool) ->
 READING = (
     "Leave-one-task-type-out over the tiny zoo's four types (two task variants each): the agent pretrains on "
     "the other three types' records and picks among the measured configurations for the held-out type; "
-    "0 is the oracle, 1 the best fixed config. 24 configs x 8 tasks, 20 training steps each; records cached in "
-    "~/.cache/llm-braid. Decode ms is timed per step after an untimed prefill (the median step, least of 3 "
-    "rounds). Transfer rests on the model tokens' task affinity (text cosine, capability-domain match): in "
+    "0 is the oracle, 1 the best fixed config. 24 configs x 8 tasks, 20 training steps each, trained by two "
+    "worker processes a config at a time; records cached in ~/.cache/llm-braid, each config's as it finishes. "
+    "Decode ms is timed afterwards, one record at a time in one process (workers would time each other), per "
+    "step after an untimed prefill (the median step, least of 3 rounds). Transfer rests on the model tokens' task affinity (text cosine, capability-domain match): in "
     "pretraining half the examples hide the task type and model domain one-hots (they read 'other'), and a type "
     "the agent never saw reads the same way, so the rule 'anchor the model that serves the task' carries over "
     "instead of memorised one-hots."
@@ -480,6 +534,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--configs", type=int, default=24)
     parser.add_argument("--records-only", action="store_true", help="measure (or reuse) the records and stop")
+    parser.add_argument("--workers", type=int, default=2, help="processes measuring the records")
     parser.add_argument("--smoke-test", action="store_true")
     args = parser.parse_args()
     from braid.zoo.build import build_zoo, load_cards
@@ -491,7 +546,7 @@ def main() -> None:
     specs = tasks(args.smoke_test)
     n = 3 if args.smoke_test else args.configs
     path = CACHE.with_suffix(".smoke.jsonl") if args.smoke_test else CACHE
-    records = measure_all(zoo, pool, specs, n, path)
+    records = measure_all(zoo, pool, specs, n, path, args.workers)
     if args.records_only:
         return
     from tune.trainable import member_scores
