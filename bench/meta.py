@@ -74,14 +74,14 @@ def measure_all(zoo, pool, specs, n_configs: int, path: Path, workers: int = 1) 
     part = lambda c, i: parts / f"c{c}-k{i}.jsonl"  # noqa: E731 (record number and candidate index)
     todo = sorted((p for p in picks if not part(*p).exists()), key=lambda p: -bridged(agent, pool, p[1]))
     if workers == 1:
-        for p in todo:
-            write_records(measure_configs(zoo, pool, specs, [p]), part(*p))
+        for c, i in todo:
+            write_records(measure_config(zoo, pool, specs, c, i), part(c, i))
     else:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
-            jobs = {ex.submit(measure_configs, zoo, pool, specs, [p]): p for p in todo}
+            jobs = {ex.submit(measure_config, zoo, pool, specs, *p): p for p in todo}
             for job in as_completed(jobs):
                 write_records(job.result(), part(*jobs[job]))
     records = timed_quietly([r for c, i in picks for r in load_records(part(c, i))], zoo, specs)
@@ -96,11 +96,13 @@ def timed_quietly(records: list, zoo, specs) -> list:
     from tune.trainable import build_braid, measure_cost
 
     prompts = {spec.name: spec.cost_prompt() for spec in specs}
-    torch.set_num_threads(1)  # as each worker timed its trials
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each worker timed its trials; the evaluation after this keeps its threads
     out = []
     for r in tqdm(records, desc="decode ms, one at a time"):
         ms = measure_cost(build_braid(r.config, zoo, shared_members=True), prompts[r.task.name]).decode_ms
         out.append(r.model_copy(update={"cost": r.cost.model_copy(update={"decode_ms": ms})}))
+    torch.set_num_threads(threads)
     return out
 
 
@@ -111,28 +113,23 @@ def bridged(agent: MetaBraider, pool: list, index: int) -> int:
     return sum(tok[m] != tok[d.anchor] for m in d.members)
 
 
-def measure_configs(zoo, pool, specs, picks: list[tuple[int, int]]) -> list:
-    """``picks`` ((record number, candidate index) pairs), each trained and scored on every task."""
+def measure_config(zoo, pool, specs, c: int, index: int) -> list:
+    """Record ``c``: candidate ``index`` trained and scored on every task."""
     from meta.trainer import measure
     from tune.records import SweepRecord
 
     torch.set_num_threads(1)
-    agent, records, start = MetaBraider(pool, SPACE), [], time.time()
-    for c, i in picks:
-        decision = agent.candidates.decision(i, 0.5, 0.0)
-        for spec in specs:
-            m = measure(decision, spec, zoo)
-            cost = {k: m[k] for k in ("trained_params", "decode_ms", "memory_mb")}
-            metrics = {k: float(v) for k, v in m.items() if k in ("score", spec.info.metric)}
-            records.append(SweepRecord(
-                sweep="bench-meta", trial_id=f"c{c}@{spec.name}", task=spec.info, pool=tuple(pool),
-                config=json.loads(m["choice"]), metrics=metrics, cost=cost, iterations=1,
-                steps_trained=decision.steps, stopped_early=False,
-            ))  # fmt: skip
-            print(
-                f"{len(records)}/{len(picks) * len(specs)} trials here, {time.time() - start:.0f} s",
-                flush=True,
-            )
+    decision, records, start = MetaBraider(pool, SPACE).candidates.decision(index, 0.5, 0.0), [], time.time()
+    for spec in specs:
+        m = measure(decision, spec, zoo)
+        cost = {k: m[k] for k in ("trained_params", "decode_ms", "memory_mb")}
+        metrics = {k: float(v) for k, v in m.items() if k in ("score", spec.info.metric)}
+        records.append(SweepRecord(
+            sweep="bench-meta", trial_id=f"c{c}@{spec.name}", task=spec.info, pool=tuple(pool),
+            config=json.loads(m["choice"]), metrics=metrics, cost=cost, iterations=1,
+            steps_trained=decision.steps, stopped_early=False,
+        ))  # fmt: skip
+        print(f"config {c}: {len(records)}/{len(specs)} tasks, {time.time() - start:.0f} s", flush=True)
     return records
 
 
@@ -523,10 +520,10 @@ READING = (
     "0 is the oracle, 1 the best fixed config. 24 configs x 8 tasks, 20 training steps each, trained by two "
     "worker processes a config at a time; records cached in ~/.cache/llm-braid, each config's as it finishes. "
     "Decode ms is timed afterwards, one record at a time in one process (workers would time each other), per "
-    "step after an untimed prefill (the median step, least of 3 rounds). Transfer rests on the model tokens' task affinity (text cosine, capability-domain match): in "
-    "pretraining half the examples hide the task type and model domain one-hots (they read 'other'), and a type "
-    "the agent never saw reads the same way, so the rule 'anchor the model that serves the task' carries over "
-    "instead of memorised one-hots."
+    "step after an untimed prefill (the median step, least of 3 rounds). Transfer rests on the model tokens' "
+    "task affinity (text cosine, capability-domain match): in pretraining half the examples hide the task "
+    "type and model domain one-hots (they read 'other'), and a type the agent never saw reads the same way, "
+    "so the rule 'anchor the model that serves the task' carries over instead of memorised one-hots."
 )
 
 

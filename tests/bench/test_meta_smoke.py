@@ -52,7 +52,7 @@ def test_records_are_measured_by_workers_kept_per_config_and_timed_one_at_a_time
         raise AssertionError("a kept config was trained again")
 
     path.unlink()
-    monkeypatch.setattr(bench_meta, "measure_configs", trains)
+    monkeypatch.setattr(bench_meta, "measure_config", trains)
     again = bench_meta.measure_all(zoo, pool, specs, 1, path, workers=1)
     assert [(r.trial_id, r.metrics, r.config) for r in again] == [
         (r.trial_id, r.metrics, r.config) for r in first
