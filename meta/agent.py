@@ -2,7 +2,9 @@
 
 Decisions are made by scoring every candidate configuration of the pool with the decision net's quality and
 cost predictions and taking the best one that meets the constraints (compute budget: exact, from the pool's
-parameter counts; latency and accuracy: predicted). The selector heads give the policy's own probabilities,
+parameter counts; latency and accuracy: predicted). When no candidate surely meets a latency limit but some
+do on their expected decode ms, the one closest to it is the answer, flagged "latency at risk"; only a
+request nothing meets even so is ``Infeasible``. The selector heads give the policy's own probabilities,
 which the explanation reports and which imitation of the sweep's best configs trains.
 """
 
@@ -195,7 +197,8 @@ class MetaBraider(nn.Module):
         pred, out, lr01, temp01 = self.scores(task_info, user)
         violation = self.violations(task_info, pred, limits, among)  # (C, 3)
         feasible = (violation == 0).all(-1)
-        if not feasible.any():
+        likeliest = None if feasible.any() else self._likeliest(task_info, pred, limits, among, violation)
+        if not feasible.any() and likeliest is None:
             i = int(violation.sum(-1).argmin())
             closest = self._decision(i, lr01, temp01, pred)
             raise Infeasible(f"infeasible: {self._describe(violation[i], limits)}; closest option: "
@@ -204,22 +207,44 @@ class MetaBraider(nn.Module):
         allowed = (
             pred[:, 0] if among is None else pred[:, 0].masked_fill(violation.isinf().any(-1), -math.inf)
         )
-        i, free = int(score.argmax()), int(allowed.argmax())
+        i, free = int(score.argmax()) if likeliest is None else likeliest, int(allowed.argmax())
         bound = [] if i == free else self._describe(violation[free], limits, names_only=True)
         info = {"out": out, "pred": pred, "index": i, "bound": bound, "feasible": int(feasible.sum()),
-                "reference": self.reference(task_info, pred), "user": user}  # fmt: skip
+                "reference": self.reference(task_info, pred), "user": user,
+                "latency_at_risk": likeliest is not None}  # fmt: skip
         decision = self._decision(i, lr01, temp01, pred)
         decision.refined_by(self.architectures.get(MetaTask.of(task_info).type, decision.structure().key()))
         return decision, info
 
+    def _likeliest(
+        self, task_info: Any, pred: torch.Tensor, limits: Constraints, among: list[int] | None,
+        violation: torch.Tensor,
+    ) -> int | None:  # fmt: skip
+        """When no candidate surely meets the latency limit but some do on their expected decode ms (the
+        slowest measured, or the prediction, without the slack for how costs vary from task to task): the
+        one closest to surely meeting it, with every other limit held as before. None when none can."""
+        if limits.latency_requirement is None:
+            return None
+        expected = self.violations(task_info, pred, limits, among, latency_slack=False)  # (C, 3)
+        hopeful = (expected == 0).all(-1)
+        if not hopeful.any():
+            return None
+        return int(violation[:, 1].masked_fill(~hopeful, math.inf).argmin())
+
     def violations(
-        self, task_info: Any, pred: torch.Tensor, limits: Constraints, among: list[int] | None = None
+        self,
+        task_info: Any,
+        pred: torch.Tensor,
+        limits: Constraints,
+        among: list[int] | None = None,
+        latency_slack: bool = True,
     ) -> torch.Tensor:
         """(C, 3): how far each candidate misses the compute budget, the latency limit and the score limits
-        for this task, given its predictions ``pred`` (``scores``); outside ``among``: infinitely far."""
+        for this task, given its predictions ``pred`` (``scores``); outside ``among``: infinitely far.
+        ``latency_slack=False`` judges latency on the expected decode ms, without the calibrated slack."""
         task = MetaTask.of(task_info)
         margin = self.calibration.score_margin[int(self._unseen(task))]
-        violation = self._violations(pred, limits, task.type, margin, among)  # (C, 3)
+        violation = self._violations(pred, limits, task.type, margin, among, latency_slack)  # (C, 3)
         if among is not None:  # everything else counts as infinitely far from feasible
             outside = torch.ones(len(pred), dtype=torch.bool)
             outside[among] = False
@@ -238,28 +263,33 @@ class MetaBraider(nn.Module):
         task_type: str,
         margin: float,
         among: list[int] | None = None,
+        latency_slack: bool = True,
     ) -> torch.Tensor:
         """(C, 3): how far each candidate misses the compute budget, the latency limit and the score limits
         (0 = met). A raw ``min_score`` and an ``accuracy_target`` against a measured best hold on the
         prediction minus the score margin (what the agent may overshoot). A type never measured has no best
         to be a share of, so its target is relative to the best the request allows: the best predicted
-        candidate within the budget and latency limit (and ``among``), prediction to prediction, where a
-        shared overshoot cancels."""
+        candidate within the budget and the latency limit on its expected decode ms (and ``among``),
+        prediction to prediction, where a shared overshoot cancels. The expected, not the slackened, ms: the
+        best the request allows is judged on what the candidates will likely cost, and a good candidate the
+        slack merely doubts must not lower the bar for the others."""
         zero = torch.zeros(len(pred))
         budget = zero if c.compute_budget is None else (self.compute_share - c.compute_budget).clamp(min=0)
-        ms = (pred[:, 1] + self.calibration.latency_slack()).exp()
-        latency = (
-            zero
-            if c.latency_requirement is None
-            else ((ms - c.latency_requirement) / c.latency_requirement).clamp(min=0)
-        )
+
+        def over(slack: torch.Tensor | float) -> torch.Tensor:  # (C,) relative excess over the latency limit
+            if c.latency_requirement is None:
+                return zero
+            ms = (pred[:, 1] + slack).exp()
+            return ((ms - c.latency_requirement) / c.latency_requirement).clamp(min=0)
+
+        latency = over(self.calibration.latency_slack() if latency_slack else 0.0)
         accuracy = zero if c.min_score is None else (c.min_score - (pred[:, 0] - margin)).clamp(min=0)
         if c.accuracy_target is not None:
             best = self.calibration.best_score.get(task_type)
             low = pred[:, 0] - (margin if best is not None else 0.0)
             floor = raw(
                 c.accuracy_target,
-                best if best is not None else self._best_allowed(pred, budget, latency, among),
+                best if best is not None else self._best_allowed(pred, budget, over(0.0), among),
             )
             accuracy = torch.maximum(accuracy, (floor - low).clamp(min=0))
         return torch.stack([budget, latency, accuracy], -1)

@@ -87,7 +87,9 @@ class Arbiter:
             violation = agent.violations(task_info, pred, limits, indices)  # (C, 3)
             views.append((pred, violation))
         joint = torch.stack([(v == 0).all(-1) for _, v in views]).all(0)  # (C,) feasible in every view
-        proposals = self._proposals(views, joint)
+        proposals = self._proposals(views, joint) or self._closest_on_latency(
+            task_info, views, limits, indices
+        )
         mean = torch.stack([p[:, 0] for p, _ in views]).mean(0)  # (C,) the ensemble's predicted score
         self.last = {"proposals": proposals, "feasible": int(joint.sum())}
         if not proposals:
@@ -99,6 +101,24 @@ class Arbiter:
         best = max(proposals, key=lambda i: float(mean[i]))
         # every proposer judged it feasible, so the first one builds it (its lr and temperature)
         return self.proposers[0][0].decide_among(task_info, [best], **constraints)
+
+    def _closest_on_latency(
+        self, task_info: Any, views: list[tuple[torch.Tensor, torch.Tensor]], limits: Constraints,
+        indices: list[int] | None,
+    ) -> list[int]:  # fmt: skip
+        """As a single agent does (``MetaBraider._likeliest``): when nothing surely meets the latency limit in
+        every view, the candidate closest to it among those every view expects to meet it."""
+        if limits.latency_requirement is None:
+            return []
+        expected = [
+            agent.violations(task_info, pred, limits, indices, latency_slack=False)
+            for (agent, _), (pred, _) in zip(self.proposers, views, strict=True)
+        ]
+        hopeful = torch.stack([(v == 0).all(-1) for v in expected]).all(0)  # (C,)
+        if not hopeful.any():
+            return []
+        risk = torch.stack([v[:, 1] for _, v in views]).sum(0)  # (C,) summed over the views
+        return [int(risk.masked_fill(~hopeful, torch.inf).argmin())]
 
     def _proposals(self, views: list[tuple[torch.Tensor, torch.Tensor]], joint: torch.Tensor) -> list[int]:
         """Each proposer's best candidate by its objective among those every proposer judges feasible."""

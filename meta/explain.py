@@ -64,6 +64,11 @@ def explain(agent: MetaBraider, decision: BraidingDecision, info: dict[str, Any]
                 "braid scores best" + (" within the constraints" if info["bound"] else "")
             )
         lines.append(line)
+    if info.get("latency_at_risk"):
+        lines.append(
+            "- latency at risk: no candidate surely meets the latency limit (decode cost varies from task to "
+            "task); this one is the closest to it, and meets it on its expected decode ms"
+        )
     if info["bound"]:
         lines.append(f"- bound by {', '.join(info['bound'])}: the unconstrained best violates it")
     else:

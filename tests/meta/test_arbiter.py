@@ -4,12 +4,15 @@ every proposer."""
 from __future__ import annotations
 
 import copy
+import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 from meta import Infeasible, MetaBraider
 from meta.arbiter import Arbiter, objective
+from meta.calibration import Calibration
 from meta.learn import pretrain
 from tests.meta.test_agent import POOL
 from tests.meta.test_learn import CODE, FACTS, synthetic_observations, true_score
@@ -69,3 +72,20 @@ def test_a_proposer_that_overrates_scores_is_outvoted(proposers):
     assert true_score(FACTS, d) < floor  # alone, the overrating agent answers and misses
     with pytest.raises(Infeasible, match="every proposer's view"):
         Arbiter([(liar, "quality"), (proposers[1], "latency")])(FACTS, min_score=floor)
+
+
+def test_a_latency_limit_met_only_on_expected_cost_is_answered_by_the_closest(proposers):
+    """One braid is measured at 0.5 ms with a 1.35x spread, everything else at 10 ms: no candidate surely
+    meets 0.6 ms, this one does on its expected cost, so the arbiter answers with it (as a single agent
+    would); 0.45 ms nothing meets even so."""
+    agents = [copy.deepcopy(a) for a in proposers[:2]]
+    i = 7
+    costs = {j: [10.0] for j in range(len(agents[0].candidates)) if j != i}
+    table = Calibration.empty(len(agents[0].candidates)).with_costs({**costs, i: [0.5 / math.exp(0.3), 0.5]})
+    for a in agents:
+        a.calibrated(replace(a.calibration, measured_ms=table.measured_ms,
+                             measured_spread=table.measured_spread, measured_margin=table.measured_margin))  # fmt: skip
+    arbiter = Arbiter([(agents[0], "quality"), (agents[1], "latency")])
+    assert agents[0].candidates.index_of(arbiter(FACTS, latency_requirement=0.6)) == i
+    with pytest.raises(Infeasible):
+        arbiter(FACTS, latency_requirement=0.45)

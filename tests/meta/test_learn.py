@@ -155,8 +155,34 @@ def test_measured_costs_decide_latency_feasibility():
     spread = fast.measured_spread.clone()
     spread[i] = 0.3  # its measurements varied by 1.35x across tasks: 0.5 ms may be 0.67
     agent.calibrated(replace(agent.calibration, measured_spread=spread))
-    with pytest.raises(Infeasible):
-        agent(obs[0].task, latency_requirement=0.6)
+    # nothing surely meets 0.6 ms, but this one does on its expected 0.5: answered, the risk said
+    d, text = agent.forward_with_explanation(obs[0].task, latency_requirement=0.6)
+    assert agent.candidates.index_of(d) == i and "latency at risk" in text
+    assert "latency at risk" not in agent.forward_with_explanation(obs[0].task, latency_requirement=0.7)[1]
+    with pytest.raises(Infeasible):  # not even the expected cost meets it
+        agent(obs[0].task, latency_requirement=0.45)
+
+
+def test_an_unseen_types_target_is_relative_to_the_best_braid_expected_within_the_limit():
+    """A type never measured: ``accuracy_target=1.0`` asks for the best braid the latency limit allows on
+    expected cost. The best predicted braid is measured at 0.5 ms with a 1.35x spread (so not surely within
+    0.6 ms), everything else at 0.1 ms: the slack must not drop the best and let a worse one count as 1.0."""
+    torch.manual_seed(0)
+    agent = MetaBraider(POOL, dim=32)
+    pretrain(agent, synthetic_observations(agent, 200), steps=30, lr=3e-3)
+    new = MetaTask(type="translation", complexity=0.5, capabilities=("text",), description="translate text")
+    pred = agent.scores(new)[0][:, 0]
+    best = int(pred.argmax())
+    costs = {j: [0.1] for j in range(len(agent.candidates)) if j != best}
+    agent.calibrated(replace(agent.calibration, seen_types=("code_completion", "fact_recall")).with_costs(
+        {**costs, best: [0.5 / math.exp(0.3), 0.5]}
+    ))  # fmt: skip
+    d, text = agent.forward_with_explanation(new, latency_requirement=0.6, accuracy_target=1.0)
+    assert d.predicted_score == pytest.approx(float(pred[best]))
+    assert "latency at risk" in text
+    # a lower target is met by a braid surely within the limit
+    d, text = agent.forward_with_explanation(new, latency_requirement=0.6, accuracy_target=0.5)
+    assert "latency at risk" not in text and d.predicted_decode_ms <= 0.1 + 1e-6
 
 
 def test_an_unseen_task_type_is_anchored_on_the_model_that_serves_it(tmp_path):
