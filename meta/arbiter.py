@@ -6,7 +6,9 @@ ms) or cost first (the score minus the compute share). The arbiter's constraints
 allowed only if every proposer predicts that it meets the request's limits (a limit one agent overrates is
 caught by the others). Every proposer puts forward its best allowed candidate, and the arbiter takes the
 proposal with the best mean predicted score (the ensemble's view of quality, less noisy than any one
-agent's). Nothing allowed: infeasible, naming the candidate that misses by the least.
+agent's). Nothing allowed: as a single agent does, a latency limit that every view expects (without the
+calibrated slack) some candidate to meet is answered by the candidate closest to surely meeting it;
+otherwise infeasible, naming the candidate that misses by the least.
 
 The arbiter is rules, not a learnt model: with a handful of proposals per request, a rule that uses every
 proposer's prediction needs no data of its own and cannot overfit the records the proposers learnt from.
