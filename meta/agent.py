@@ -207,7 +207,8 @@ class MetaBraider(nn.Module):
         allowed = (
             pred[:, 0] if among is None else pred[:, 0].masked_fill(violation.isinf().any(-1), -math.inf)
         )
-        i, free = int(score.argmax()) if likeliest is None else likeliest, int(allowed.argmax())
+        i = int(score.argmax()) if likeliest is None else likeliest
+        free = int(allowed.argmax())
         bound = [] if i == free else self._describe(violation[free], limits, names_only=True)
         info = {"out": out, "pred": pred, "index": i, "bound": bound, "feasible": int(feasible.sum()),
                 "reference": self.reference(task_info, pred), "user": user,
@@ -226,10 +227,7 @@ class MetaBraider(nn.Module):
         if limits.latency_requirement is None:
             return None
         expected = self.violations(task_info, pred, limits, among, latency_slack=False)  # (C, 3)
-        hopeful = (expected == 0).all(-1)
-        if not hopeful.any():
-            return None
-        return int(violation[:, 1].masked_fill(~hopeful, math.inf).argmin())
+        return closest_on_latency([violation], [expected])
 
     def violations(
         self,
@@ -420,6 +418,18 @@ class MetaBraider(nn.Module):
         if same:  # user corrections are per candidate part: they carry only to the same grid
             agent.personal.restore(blob.get("personal", {}))
         return agent
+
+
+def closest_on_latency(sure: list[torch.Tensor], expected: list[torch.Tensor]) -> int | None:
+    """From per-view violations (each (C, 3)) with the latency slack (``sure``) and without it (``expected``):
+    the candidate every view expects to meet every limit that comes closest to surely meeting the latency
+    limit (its excess summed over the views); None when no candidate is expected to. One view is an agent's,
+    several an arbiter's proposers'."""
+    hopeful = torch.stack([(v == 0).all(-1) for v in expected]).all(0)  # (C,)
+    if not hopeful.any():
+        return None
+    risk = torch.stack([v[:, 1] for v in sure]).sum(0)  # (C,)
+    return int(risk.masked_fill(~hopeful, math.inf).argmin())
 
 
 # buffers in which agents saved before ``meta.calibration`` kept their calibration

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from meta.agent import Infeasible
+from meta.agent import Infeasible, closest_on_latency
 from meta.features import Constraints
 
 if TYPE_CHECKING:
@@ -108,19 +108,15 @@ class Arbiter:
         self, task_info: Any, views: list[tuple[torch.Tensor, torch.Tensor]], limits: Constraints,
         indices: list[int] | None,
     ) -> list[int]:  # fmt: skip
-        """As a single agent does (``MetaBraider._likeliest``): when nothing surely meets the latency limit in
-        every view, the candidate closest to it among those every view expects to meet it."""
+        """As a single agent does (``MetaBraider._likeliest``), over every proposer's view."""
         if limits.latency_requirement is None:
             return []
         expected = [
             agent.violations(task_info, pred, limits, indices, latency_slack=False)
             for (agent, _), (pred, _) in zip(self.proposers, views, strict=True)
         ]
-        hopeful = torch.stack([(v == 0).all(-1) for v in expected]).all(0)  # (C,)
-        if not hopeful.any():
-            return []
-        risk = torch.stack([v[:, 1] for _, v in views]).sum(0)  # (C,) summed over the views
-        return [int(risk.masked_fill(~hopeful, torch.inf).argmin())]
+        i = closest_on_latency([v for _, v in views], expected)
+        return [] if i is None else [i]
 
     def _proposals(self, views: list[tuple[torch.Tensor, torch.Tensor]], joint: torch.Tensor) -> list[int]:
         """Each proposer's best candidate by its objective among those every proposer judges feasible."""
