@@ -29,6 +29,8 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.meta_ceiling import KNOWLEDGE, told  # noqa: E402
+from bench.meta_ceiling import summary as ceiling_summary  # noqa: E402
 from bench.report import markdown_table, write_section  # noqa: E402
 from meta import DecisionSpace, MetaBraider, MetaTask  # noqa: E402
 from meta.calibration import raw  # noqa: E402
@@ -224,6 +226,13 @@ def evaluate(records: list, pool: list, smoke: bool, alone: dict[str, float] | N
             gaps += oracle - s[fixed]
             paired = random.Random()
             paired.setstate(rng.getstate())  # the arbiter answers the very requests the single agent does
+            for what in KNOWLEDGE:  # and the agent told this task's truth, for the ceilings
+                same = random.Random()
+                same.setstate(rng.getstate())
+                with told(agent, truth, t, what):
+                    CEILING.setdefault(what, []).extend(
+                        constraint_checks(agent, truth, t, same, 5 if smoke else 40)
+                    )
             checks += constraint_checks(agent, truth, t, rng, 5 if smoke else 40, MISSES)
             MULTI_CHECKS.extend(constraint_checks(arbiter, truth, t, paired, 5 if smoke else 40))
         FEW_SHOT.append(few_shot(agent, records, pool, truth, held, smoke))
@@ -236,6 +245,7 @@ CURRICULUM = "meta-braider, curriculum pretraining"
 MULTI = "multi-agent: quality-, latency- and cost-first proposers, arbiter"
 MULTI_CHECKS: list[tuple[str, str]] = []  # the arbiter's outcomes on the same constraint draws
 MISSES: list[tuple[str, tuple[str, ...]]] = []  # the single agent's violations: (kind, the limits missed)
+CEILING: dict[str, list[tuple[str, str]]] = {}  # the agent told the truth (``bench.meta_ceiling``): outcomes
 
 
 def multi_agent(agent: MetaBraider, pool: list, obs: list, smoke: bool):
@@ -452,7 +462,7 @@ def report(rows, gaps, latencies, picks, checks, n_configs: int, smoke: bool) ->
         f"{raw_form['refused']}/{raw_n} = {raw_form['refused'] / max(raw_n, 1):.1%}: a raw floor is an absolute "
         f"claim on a scale the agent has never measured for that type (its predictions for a held-out type "
         f"overshoot by up to the unseen score margin, {_span(UNSEEN_MARGIN)} nats here per held-out type), so it promises one only with that margin; a 0..1 target is relative, and an overshoot the "
-        f"candidates share cancels. {miss_breakdown()}\n\n"
+        f"candidates share cancels. {miss_breakdown()} {ceiling_summary(CEILING)}\n\n"
         f"Curriculum (the same pretraining steps, the training tasks easy to hard by measured difficulty, "
         f"`meta.learn.pretrain(curriculum=True)`): regret {rows[CURRICULUM] / gaps if gaps else float('nan'):.2f} "
         f"against {rows['meta-braider'] / gaps if gaps else float('nan'):.2f} in random order.\n\n"
