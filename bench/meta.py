@@ -29,12 +29,10 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.meta_ceiling import KNOWLEDGE, told  # noqa: E402
-from bench.meta_ceiling import summary as ceiling_summary  # noqa: E402
+from bench.meta_constraints import KNOWLEDGE, constraint_checks, miss_breakdown, told  # noqa: E402
+from bench.meta_constraints import summary as ceiling_summary  # noqa: E402
 from bench.report import markdown_table, write_section  # noqa: E402
 from meta import DecisionSpace, MetaBraider, MetaTask  # noqa: E402
-from meta.calibration import raw  # noqa: E402
-from meta.calibration import share as q_share  # noqa: E402
 from meta.features import encode_task  # noqa: E402
 from meta.learn import adapt, observations_from_records, pretrain  # noqa: E402
 
@@ -245,7 +243,9 @@ CURRICULUM = "meta-braider, curriculum pretraining"
 MULTI = "multi-agent: quality-, latency- and cost-first proposers, arbiter"
 MULTI_CHECKS: list[tuple[str, str]] = []  # the arbiter's outcomes on the same constraint draws
 MISSES: list[tuple[str, tuple[str, ...]]] = []  # the single agent's violations: (kind, the limits missed)
-CEILING: dict[str, list[tuple[str, str]]] = {}  # the agent told the truth (``bench.meta_ceiling``): outcomes
+CEILING: dict[
+    str, list[tuple[str, str]]
+] = {}  # the agent told the truth (``bench.meta_constraints``): outcomes
 
 
 def multi_agent(agent: MetaBraider, pool: list, obs: list, smoke: bool):
@@ -367,71 +367,6 @@ def plot_online(curves: list[dict[str, list[float]]], smoke: bool) -> None:
 ONLINE: dict[str, float] = {}
 
 
-def constraint_checks(
-    agent: MetaBraider, truth: Truth, task: str, rng: random.Random, n: int, misses: list | None = None
-) -> list[tuple[str, str]]:
-    """Random compute budgets and latency limits, in a third of the draws a raw score floor (``min_score``)
-    and in another third a 0..1 ``accuracy_target`` (quality: a score's likelihood share of the best; for a
-    held-out type, the best measured config within the other limits), that some measured config meets:
-    (kind, outcome), the outcome "met" when the choice meets them in truth (measured latency and score, exact
-    parameter share), "violated" when not, "refused" when the agent answered infeasible. ``misses`` gets
-    (kind, the limits a violating choice missed) per violation."""
-    from meta import Infeasible
-
-    share = {c: float(agent.compute_share[c]) for c in truth.configs}
-    ms, score, info = truth.ms[task], truth.score[task], truth.tasks[task]
-    out = []
-    for _ in range(n):
-        budget = rng.uniform(min(share.values()), 1.0)
-        limit = rng.uniform(min(ms.values()), max(ms.values()))
-        kind = rng.choice(("none", "min_score", "accuracy_target"))
-        low, high = min(score.values()), max(score.values())
-        # a held-out type has no measured best: its target is a share of the best the other limits allow
-        allowed = [score[c] for c in truth.configs if share[c] <= budget + 1e-9 and ms[c] <= limit]
-        accuracy = {
-            "none": {},
-            "min_score": {"min_score": rng.uniform(low, high)},
-            "accuracy_target": {"accuracy_target": rng.uniform(q_share(low, high), 1.0)},
-        }[kind]
-        floor = accuracy.get("min_score")
-        if "accuracy_target" in accuracy and allowed:
-            floor = raw(accuracy["accuracy_target"], max(allowed))
-
-        def missed(c: int, budget=budget, limit=limit, floor=floor) -> tuple[str, ...]:
-            return tuple(name for name, ok in (("budget", share[c] <= budget + 1e-9), ("latency", ms[c] <= limit),
-                         ("score", floor is None or score[c] >= floor - 1e-9)) if not ok)  # fmt: skip
-
-        def meets(c: int) -> bool:
-            return not missed(c)
-
-        if not any(meets(c) for c in truth.configs):
-            continue
-        try:
-            d = agent.decide_among(
-                info, truth.configs, compute_budget=budget, latency_requirement=limit, **accuracy
-            )
-        except Infeasible:
-            out.append((kind, "refused"))
-            continue
-        why = missed(agent.candidates.index_of(d))
-        out.append((kind, "violated" if why else "met"))
-        if why and misses is not None:
-            misses.append((kind, why))
-    return out
-
-
-def miss_breakdown() -> str:
-    """What the seed-form violations missed: per kind of request, how many missed each limit."""
-    from collections import Counter
-
-    seed_form = [(k, why) for k, why in MISSES if k != "min_score"]
-    if not seed_form:
-        return "No seed-form request was violated."
-    by = Counter((k, limit) for k, why in seed_form for limit in why)
-    parts = [f"{k} requests missing {limit}: {n}" for (k, limit), n in sorted(by.items())]
-    return f"The {len(seed_form)} seed-form violations, by the limit missed: " + ", ".join(parts) + "."
-
-
 def _span(xs: list[float]) -> str:
     return f"{min(xs):.1f}-{max(xs):.1f}" if xs else "n/a"
 
@@ -462,7 +397,7 @@ def report(rows, gaps, latencies, picks, checks, n_configs: int, smoke: bool) ->
         f"{raw_form['refused']}/{raw_n} = {raw_form['refused'] / max(raw_n, 1):.1%}: a raw floor is an absolute "
         f"claim on a scale the agent has never measured for that type (its predictions for a held-out type "
         f"overshoot by up to the unseen score margin, {_span(UNSEEN_MARGIN)} nats here per held-out type), so it promises one only with that margin; a 0..1 target is relative, and an overshoot the "
-        f"candidates share cancels. {miss_breakdown()} {ceiling_summary(CEILING)}\n\n"
+        f"candidates share cancels. {miss_breakdown(MISSES)} {ceiling_summary(CEILING)}\n\n"
         f"Curriculum (the same pretraining steps, the training tasks easy to hard by measured difficulty, "
         f"`meta.learn.pretrain(curriculum=True)`): regret {rows[CURRICULUM] / gaps if gaps else float('nan'):.2f} "
         f"against {rows['meta-braider'] / gaps if gaps else float('nan'):.2f} in random order.\n\n"

@@ -18,16 +18,16 @@ def test_meta_bench_smoke():
     assert "Ceilings (the same seed-form draws" in out and "told both: met" in out
 
 
-def test_miss_breakdown_counts_each_limit_the_seed_form_violations_missed(monkeypatch):
-    import bench.meta as bench_meta
+def test_miss_breakdown_counts_each_limit_the_seed_form_violations_missed():
+    from bench.meta_constraints import miss_breakdown
 
     misses = [("accuracy_target", ("score",)), ("none", ("latency",)),
               ("accuracy_target", ("latency", "score")), ("min_score", ("score",))]  # fmt: skip
-    monkeypatch.setattr(bench_meta, "MISSES", misses)
-    assert bench_meta.miss_breakdown() == (
+    assert miss_breakdown(misses) == (
         "The 3 seed-form violations, by the limit missed: accuracy_target requests missing latency: 1, "
         "accuracy_target requests missing score: 2, none requests missing latency: 1."
     )
+    assert miss_breakdown([("min_score", ("score",))]) == "No seed-form request was violated."
 
 
 @pytest.mark.slow

@@ -9,8 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import bench.meta as bench_meta
-from bench.meta_ceiling import summary, told
+from bench.meta_constraints import constraint_checks, summary, told
 from meta import MetaBraider
 from tests.meta.test_agent import POOL, TASK
 
@@ -36,9 +35,9 @@ def seed_form(outcomes: list[tuple[str, str]]) -> list[str]:
 
 def test_an_agent_told_scores_and_ms_meets_every_satisfiable_request_and_refuses_none(agent_and_truth):
     agent, truth = agent_and_truth
-    own = seed_form(bench_meta.constraint_checks(agent, truth, "t", random.Random(0), 60))
+    own = seed_form(constraint_checks(agent, truth, "t", random.Random(0), 60))
     with told(agent, truth, "t", "both"):
-        knowing = seed_form(bench_meta.constraint_checks(agent, truth, "t", random.Random(0), 60))
+        knowing = seed_form(constraint_checks(agent, truth, "t", random.Random(0), 60))
     assert len(knowing) == len(own) > 20  # the same satisfiable draws
     assert set(knowing) == {"met"}
     assert set(own) != {"met"}  # the untrained agent's own predictions miss or refuse some
