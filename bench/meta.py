@@ -243,9 +243,8 @@ CURRICULUM = "meta-braider, curriculum pretraining"
 MULTI = "multi-agent: quality-, latency- and cost-first proposers, arbiter"
 MULTI_CHECKS: list[tuple[str, str]] = []  # the arbiter's outcomes on the same constraint draws
 MISSES: list[tuple[str, tuple[str, ...]]] = []  # the single agent's violations: (kind, the limits missed)
-CEILING: dict[
-    str, list[tuple[str, str]]
-] = {}  # the agent told the truth (``bench.meta_constraints``): outcomes
+# the single agent told the held-out task's truth (``bench.meta_constraints.told``): outcomes per knowledge
+CEILING: dict[str, list[tuple[str, str]]] = {}
 
 
 def multi_agent(agent: MetaBraider, pool: list, obs: list, smoke: bool):
