@@ -3,8 +3,8 @@
 ``constraint_checks`` draws the seed's constraints (compute budgets, latency limits, a 0..1 accuracy_target or a
 raw score floor) that some measured configuration meets and judges the agent's answers on the measurements.
 A violation comes from one of two things the agent cannot know on a task type it never saw: the task's scores
-(its ranking of near-best braids) or its decode ms (a cross-tokenizer braid's cost follows how the members'
-tokenizers split that text). ``told`` gives the agent one of them exactly; on the same draws that is the
+(its ranking of near-best braids) or its decode ms (some cross-tokenizer braids decode one type's text 2x
+slower than any other's). ``told`` gives the agent one of them exactly; on the same draws that is the
 ceiling a perfect predictor of it would reach, and told both it checks the decision rule itself (every
 satisfiable request met, none refused).
 """
