@@ -222,14 +222,11 @@ def evaluate(records: list, pool: list, smoke: bool, alone: dict[str, float] | N
             if alone is not None:
                 BEATS.append((s[chosen] > alone[t], oracle > alone[t]))
             gaps += oracle - s[fixed]
-            paired = random.Random()
-            paired.setstate(rng.getstate())  # the arbiter answers the very requests the single agent does
+            paired = forked(rng)  # the arbiter answers the very requests the single agent does
             for what in KNOWLEDGE:  # and the agent told this task's truth, for the ceilings
-                same = random.Random()
-                same.setstate(rng.getstate())
                 with told(agent, truth, t, what):
                     CEILING.setdefault(what, []).extend(
-                        constraint_checks(agent, truth, t, same, 5 if smoke else 40)
+                        constraint_checks(agent, truth, t, forked(rng), 5 if smoke else 40)
                     )
             checks += constraint_checks(agent, truth, t, rng, 5 if smoke else 40, MISSES)
             MULTI_CHECKS.extend(constraint_checks(arbiter, truth, t, paired, 5 if smoke else 40))
@@ -237,6 +234,13 @@ def evaluate(records: list, pool: list, smoke: bool, alone: dict[str, float] | N
         curves.append(online(agent, truth, vecs, test, 4 if smoke else 30))
     plot_online(curves, smoke)
     report(rows, gaps, latencies, picks, checks, len(truth.configs), smoke)
+
+
+def forked(rng: random.Random) -> random.Random:
+    """A generator that draws what ``rng`` will draw next, leaving ``rng`` where it is."""
+    copy = random.Random()
+    copy.setstate(rng.getstate())
+    return copy
 
 
 CURRICULUM = "meta-braider, curriculum pretraining"

@@ -83,8 +83,6 @@ def constraint_checks(
 
 def miss_breakdown(misses: list[tuple[str, tuple[str, ...]]]) -> str:
     """What the seed-form violations missed: per kind of request, how many missed each limit."""
-    from collections import Counter
-
     seed_form = [(k, why) for k, why in misses if k != "min_score"]
     if not seed_form:
         return "No seed-form request was violated."
