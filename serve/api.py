@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
@@ -96,7 +97,7 @@ def create_app(coordinator: Coordinator, config: ServeConfig) -> FastAPI:
         coord = app.state.coordinator
         if body.stream:
             turn = await call(coord.prepare, **kwargs)
-            return StreamingResponse(_sse(coord, turn, body, call, metrics), media_type="text/event-stream")
+            return ClosingStream(_sse(coord, turn, body, call, metrics), media_type="text/event-stream")
         result = await call(coord.run, **kwargs)
         return _completion(result, body, kwargs["max_new_tokens"])
 
@@ -273,6 +274,19 @@ def _completion(result: Any, body: ChatRequest, max_new_tokens: int) -> dict:
     }  # fmt: skip
 
 
+class ClosingStream(StreamingResponse):
+    """A streamed response that closes its generator however the response ends. Starlette cancels the send
+    loop of a stream whose client left; when that lands while the generator waits at a ``yield``, the generator
+    would be closed (the braid freed, the stop counted) only whenever the garbage collector finds it."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):  # the response's scope may be cancelled: close regardless
+                await self.body_iterator.aclose()
+
+
 async def _sse(
     coord: Any, turn: Any, body: ChatRequest, call: Callable, metrics: Metrics
 ) -> AsyncIterator[str]:
@@ -298,6 +312,7 @@ async def _sse(
             answer.append(piece)
             yield chunk({"content": piece})
         result = await call(coord.finish, turn, "".join(answer), 0, len(answer))
+        metrics.finished()
     except (asyncio.CancelledError, GeneratorExit):  # the client left mid-answer (the page's stop button)
         threading.Thread(
             target=_stopped, args=(coord, turn, pieces, answer, lock, metrics), daemon=True

@@ -68,6 +68,7 @@ class Metrics:
         self.counts: dict[tuple[str, int], int] = defaultdict(int)
         self.latency: dict[str, deque] = defaultdict(lambda: deque(maxlen=window))
         self.streams_stopped = 0
+        self.streams_finished = 0
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:  # the app is pickled into Serve replicas; locks are not picklable
@@ -80,6 +81,11 @@ class Metrics:
         """A streamed answer ended early because its client left (the page's stop button)."""
         with self._lock:
             self.streams_stopped += 1
+
+    def finished(self) -> None:
+        """A streamed answer ran to its end (a stop token or max_tokens) and was sent whole."""
+        with self._lock:
+            self.streams_finished += 1
 
     def observe(self, path: str, status: int, seconds: float) -> None:
         """``path``: the matched route's template, or "other"; ``status`` an HTTP status code."""
@@ -105,5 +111,7 @@ class Metrics:
             lines += [
                 "# TYPE braid_streams_stopped_total counter",
                 f"braid_streams_stopped_total {self.streams_stopped}",
+                "# TYPE braid_streams_finished_total counter",
+                f"braid_streams_finished_total {self.streams_finished}",
             ]
         return "\n".join(lines) + "\n"

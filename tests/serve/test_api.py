@@ -176,3 +176,41 @@ def test_schemathesis_finds_no_server_errors_and_no_hangs(meta_checkpoint, tmp_p
         200,
     ) in statuses  # both kinds ran
     assert not [s for s in statuses if s[1] >= 500]
+
+
+def test_a_client_that_leaves_mid_stream_stops_the_generation(server):
+    """However the disconnect lands (at a ``yield`` or in the decoding step), the stream's generator is closed
+    at once, not when the garbage collector finds it: the stop is counted and the braid freed."""
+    import gc
+    import re
+    import time
+
+    def stopped() -> int:
+        text = httpx.get(
+            server.url + "/metrics", headers={"Authorization": "Bearer sk-test"}, timeout=10
+        ).text
+        return int(re.search(r"^braid_streams_stopped_total (\d+)$", text, re.M).group(1))
+
+    body = {
+        "model": "auto",
+        "stream": True,
+        "max_tokens": 32,
+        "temperature": 0,
+        "messages": [{"role": "user", "content": "Once"}],
+    }
+    before, gc_was = stopped(), gc.isenabled()
+    gc.disable()  # the server runs in this process: nothing may rely on a collection
+    try:
+        for _ in range(8):
+            with httpx.stream("POST", server.url + "/v1/chat/completions", json=body, timeout=60,
+                              headers={"Authorization": "Bearer sk-test"}) as r:  # fmt: skip
+                lines = r.iter_lines()
+                while '"content": ""' in (line := next(lines)) or not line:
+                    pass  # the role chunk and blank separators: leave on the first token
+    finally:
+        if gc_was:
+            gc.enable()
+    deadline = time.monotonic() + 20
+    while stopped() < before + 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stopped() == before + 8
