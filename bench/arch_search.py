@@ -52,7 +52,7 @@ def pair_setup(seed: int, root: Path, smoke: bool) -> tuple:
     members = ("prose-llama", "facts-mistral")
     zoo = {k: v for k, v in build_zoo(tiny=smoke, progress=False).items() if k in members}
     pool = [ModelFeatures.from_card(c) for c in load_cards(tiny=smoke) if c["name"] in members]
-    n, n_eval, n_test = (8, 4, 4) if smoke else (32, 24, 32)
+    n, n_eval, n_test = (4, 2, 2) if smoke else (32, 24, 32)
     task = MixtureTask(
         name="prose-facts", domains=("prose", "facts"), n_train=n, n_eval=n_eval, n_test=n_test, seed=seed
     )

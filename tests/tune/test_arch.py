@@ -77,7 +77,7 @@ def test_sampled_architectures_build_and_train(zoo_and_pool):
     zoo, _ = zoo_and_pool
     members = ("prose-llama", "code-qwen2", "facts-mistral")  # facts-mistral reads another tokenizer
     space = ArchSpace(members=members, steps=2)
-    task = MixtureTask(name="mix", domains=("prose", "code"), n_train=8, n_eval=2)
+    task = MixtureTask(name="mix", domains=("prose", "code"), n_train=4, n_eval=2)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
     seen_subset = False
     for _ in range(4):
