@@ -3,6 +3,10 @@ auth, size limits, conversations, decide, feedback, and a Schemathesis run over 
 
 from __future__ import annotations
 
+import gc
+import re
+import time
+
 import httpx2 as httpx
 import openai
 import pytest
@@ -179,11 +183,8 @@ def test_schemathesis_finds_no_server_errors_and_no_hangs(meta_checkpoint, tmp_p
 
 
 def test_a_client_that_leaves_mid_stream_stops_the_generation(server):
-    """However the disconnect lands (at a ``yield`` or in the decoding step), the stream's generator is closed
-    at once, not when the garbage collector finds it: the stop is counted and the braid freed."""
-    import gc
-    import re
-    import time
+    """Clients that leave after their first token: each stream's generator is closed (the stop counted, the
+    braid freed) with the garbage collector off, so no stop may wait for a collection."""
 
     def stopped() -> int:
         text = httpx.get(
