@@ -29,14 +29,16 @@ KNOWLEDGE = ("score", "ms", "both")
 
 
 def constraint_checks(
-    agent: Any, truth: Any, task: str, rng: random.Random, n: int, misses: list | None = None
-) -> list[tuple[str, str]]:
+    agent: Any, truth: Any, task: str, rng: random.Random, n: int, misses: list | None = None,
+    decider: Any = None,
+) -> list[tuple[str, str]]:  # fmt: skip
     """Random compute budgets and latency limits, in a third of the draws a raw score floor (``min_score``)
     and in another third a 0..1 ``accuracy_target`` (quality: a score's likelihood share of the best; for a
     held-out type, the best measured config within the other limits), that some measured config meets:
     (kind, outcome), the outcome "met" when the choice meets them in truth (measured latency and score, exact
     parameter share), "violated" when not, "refused" when the agent answered infeasible. ``misses`` gets
-    (kind, the limits a violating choice missed) per violation."""
+    (kind, the limits a violating choice missed) per violation. ``decider``: who answers in the agent's
+    place (its ``decide_among``), e.g. a ``meta.probe.Probe`` over it."""
     from meta import Infeasible
 
     share = {c: float(agent.compute_share[c]) for c in truth.configs}
@@ -68,7 +70,7 @@ def constraint_checks(
         if not any(meets(c) for c in truth.configs):
             continue
         try:
-            d = agent.decide_among(
+            d = (decider or agent).decide_among(
                 info, truth.configs, compute_budget=budget, latency_requirement=limit, **accuracy
             )
         except Infeasible:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -36,6 +36,9 @@ from meta.outcomes import Example, evaluate
 from meta.personal import Personal
 from meta.policy import policy_log_prob
 from meta.pool import describe_pool
+
+if TYPE_CHECKING:
+    from meta.probe import Measured
 
 FORMAT = "llm-braid-meta/2"  # 2: model tokens carry task affinity
 
@@ -143,19 +146,21 @@ class MetaBraider(nn.Module):
         task: Any = None,
         min_score: float | None = None,
         user: str | None = None,
+        measured: Measured | None = None,
     ) -> BraidingDecision:
         """The best braid for a task under the constraints. ``accuracy_target`` is quality 0..1 (the share of
         the best score measured for the task's type, ``meta.calibration.share``); ``min_score`` the same limit
-        on the raw score scale. ``user``: decide with that user's learned correction (``meta.personal``)."""
+        on the raw score scale. ``user``: decide with that user's learned correction (``meta.personal``).
+        ``measured``: scores and decode ms measured on this task (``meta.probe``) in place of predictions."""
         limits = Constraints(compute_budget=compute_budget, latency_requirement=latency_requirement,
                              accuracy_target=accuracy_target, min_score=min_score)  # fmt: skip
-        return self._decide(_one_task(task_info, task), limits, user=user)[0]
+        return self._decide(_one_task(task_info, task), limits, user=user, measured=measured)[0]
 
     @torch.no_grad()
     def decide_among(self, task_info: Any, indices: list[int], **constraints: Any) -> BraidingDecision:
         """The best of some candidates only (e.g. the configurations a benchmark has measured)."""
-        user = constraints.pop("user", None)
-        return self._decide(task_info, Constraints(**constraints), indices, user)[0]
+        user, measured = constraints.pop("user", None), constraints.pop("measured", None)
+        return self._decide(task_info, Constraints(**constraints), indices, user, measured)[0]
 
     @torch.no_grad()
     def scores(
@@ -192,12 +197,21 @@ class MetaBraider(nn.Module):
         return raw(quality, self.reference(task_info))
 
     def _decide(
-        self, task_info: Any, limits: Constraints, among: list[int] | None = None, user: str | None = None
+        self,
+        task_info: Any,
+        limits: Constraints,
+        among: list[int] | None = None,
+        user: str | None = None,
+        measured: Measured | None = None,
     ) -> tuple[BraidingDecision, dict[str, Any]]:
         pred, out, lr01, temp01 = self.scores(task_info, user)
-        violation = self.violations(task_info, pred, limits, among)  # (C, 3)
+        if measured is not None:
+            pred = measured.applied(pred)
+        violation = self.violations(task_info, pred, limits, among, measured=measured)  # (C, 3)
         feasible = (violation == 0).all(-1)
-        likeliest = None if feasible.any() else self._likeliest(task_info, pred, limits, among, violation)
+        likeliest = (
+            None if feasible.any() else self._likeliest(task_info, pred, limits, among, violation, measured)
+        )
         if not feasible.any() and likeliest is None:
             i = int(violation.sum(-1).argmin())
             closest = self._decision(i, lr01, temp01, pred)
@@ -219,14 +233,14 @@ class MetaBraider(nn.Module):
 
     def _likeliest(
         self, task_info: Any, pred: torch.Tensor, limits: Constraints, among: list[int] | None,
-        violation: torch.Tensor,
+        violation: torch.Tensor, measured: Measured | None = None,
     ) -> int | None:  # fmt: skip
         """When no candidate surely meets the latency limit but some do on their expected decode ms (the
         slowest measured, or the prediction, without the slack for how costs vary from task to task): the
         one closest to surely meeting it, with every other limit held as before. None when none can."""
         if limits.latency_requirement is None:
             return None
-        expected = self.violations(task_info, pred, limits, among, latency_slack=False)  # (C, 3)
+        expected = self.violations(task_info, pred, limits, among, False, measured)  # (C, 3)
         return closest_on_latency([violation], [expected])
 
     def violations(
@@ -236,13 +250,18 @@ class MetaBraider(nn.Module):
         limits: Constraints,
         among: list[int] | None = None,
         latency_slack: bool = True,
+        measured: Measured | None = None,
     ) -> torch.Tensor:
         """(C, 3): how far each candidate misses the compute budget, the latency limit and the score limits
         for this task, given its predictions ``pred`` (``scores``); outside ``among``: infinitely far.
-        ``latency_slack=False`` judges latency on the expected decode ms, without the calibrated slack."""
+        ``latency_slack=False`` judges latency on the expected decode ms, without the calibrated slack.
+        What ``measured`` holds was measured on this task: it needs neither margin nor slack."""
         task = MetaTask.of(task_info)
-        margin = self.calibration.score_margin[int(self._unseen(task))]
-        violation = self._violations(pred, limits, task.type, margin, among, latency_slack)  # (C, 3)
+        margin = torch.full((len(pred),), self.calibration.score_margin[int(self._unseen(task))])
+        slack = self.calibration.latency_slack() if latency_slack else torch.zeros(len(pred))
+        if measured is not None:
+            margin[list(measured.score)], slack[list(measured.ms)] = 0.0, 0.0
+        violation = self._violations(pred, limits, task.type, margin, among, slack)  # (C, 3)
         if among is not None:  # everything else counts as infinitely far from feasible
             outside = torch.ones(len(pred), dtype=torch.bool)
             outside[among] = False
@@ -259,14 +278,14 @@ class MetaBraider(nn.Module):
         pred: torch.Tensor,
         c: Constraints,
         task_type: str,
-        margin: float,
+        margin: torch.Tensor,
         among: list[int] | None = None,
-        latency_slack: bool = True,
+        slack: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(C, 3): how far each candidate misses the compute budget, the latency limit and the score limits
-        (0 = met). A raw ``min_score`` and an ``accuracy_target`` against a measured best hold on the
-        prediction minus the score margin (what the agent may overshoot). A type never measured has no best
-        to be a share of, so its target is relative to the best the request allows: the best predicted
+        (0 = met), its decode ms moved by its log ``slack`` (C,). A raw ``min_score`` and an
+        ``accuracy_target`` against a measured best hold on the prediction minus the score ``margin`` (C,:
+        what the agent may overshoot). A type never measured has no best to be a share of, so its target is relative to the best the request allows: the best predicted
         candidate within the budget and the latency limit on its expected decode ms (and ``among``),
         prediction to prediction, where a shared overshoot cancels. The expected, not the slackened, ms: the
         best the request allows is judged on what the candidates will likely cost, and a good candidate the
@@ -274,13 +293,13 @@ class MetaBraider(nn.Module):
         zero = torch.zeros(len(pred))
         budget = zero if c.compute_budget is None else (self.compute_share - c.compute_budget).clamp(min=0)
 
-        def over(slack: torch.Tensor | float) -> torch.Tensor:  # (C,) relative excess over the latency limit
+        def over(log_slack: torch.Tensor | float) -> torch.Tensor:  # (C,) relative excess over the limit
             if c.latency_requirement is None:
                 return zero
-            ms = (pred[:, 1] + slack).exp()
+            ms = (pred[:, 1] + log_slack).exp()
             return ((ms - c.latency_requirement) / c.latency_requirement).clamp(min=0)
 
-        latency = over(self.calibration.latency_slack() if latency_slack else 0.0)
+        latency = over(self.calibration.latency_slack() if slack is None else slack)
         accuracy = zero if c.min_score is None else (c.min_score - (pred[:, 0] - margin)).clamp(min=0)
         if c.accuracy_target is not None:
             best = self.calibration.best_score.get(task_type)

@@ -32,6 +32,9 @@ class Calibration:
     seen_types: tuple[str, ...] = field(default=())
     # per task type, the best score measured for it: 1.0 on the 0..1 quality scale (``share``)
     best_score: dict[str, float] = field(default_factory=dict)
+    # on a type never seen, the most a candidate scored above its prediction moved by the task's mean error
+    # (leave one type out): how far an unmeasured candidate may beat it once a probe knows the bias
+    transfer_doubt: float = 0.0
 
     @classmethod
     def empty(cls, num_candidates: int) -> Calibration:
@@ -73,7 +76,7 @@ class Calibration:
             "measured_ms": self.measured_ms.tolist(), "measured_spread": self.measured_spread.tolist(),
             "measured_margin": self.measured_margin, "latency_margin": self.latency_margin,
             "score_margin": list(self.score_margin), "seen_types": list(self.seen_types),
-            "best_score": dict(self.best_score),
+            "best_score": dict(self.best_score), "transfer_doubt": self.transfer_doubt,
         }  # fmt: skip
 
     @classmethod
@@ -83,7 +86,7 @@ class Calibration:
             torch.tensor(d["measured_spread"], dtype=torch.float32),
             float(d["measured_margin"]), float(d["latency_margin"]),
             (float(d["score_margin"][0]), float(d["score_margin"][1])), tuple(d["seen_types"]),
-            {k: float(v) for k, v in d.get("best_score", {}).items()},
+            {k: float(v) for k, v in d.get("best_score", {}).items()}, float(d.get("transfer_doubt", 0.0)),
         )  # fmt: skip
 
     @classmethod

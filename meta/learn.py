@@ -180,11 +180,12 @@ def pretrain(
     calibration = calibrate_accuracy(agent, obs, calibrate_latency(agent, obs, agent.calibration), measured)
     agent.calibrated(calibration)
     if transfer:
-        over = transfer_overshoot(
+        over, doubt = transfer_overshoot(
             agent, obs, dict(steps=steps, lr=lr, batch=batch, seed=seed, curriculum=curriculum)
         )
         seen_margin, unseen_margin = agent.calibration.score_margin
-        agent.calibrated(replace(agent.calibration, score_margin=(seen_margin, max(unseen_margin, over))))
+        agent.calibrated(replace(agent.calibration, score_margin=(seen_margin, max(unseen_margin, over)),
+                                 transfer_doubt=max(agent.calibration.transfer_doubt, doubt)))  # fmt: skip
     return history
 
 
@@ -228,17 +229,30 @@ def overshoot(agent: MetaBraider, obs: list[Observation], unseen: bool = False) 
     return max(0.0, float((pred[:, 0] - torch.tensor([o.score for o in order])).max()))
 
 
-def transfer_overshoot(agent: MetaBraider, obs: list[Observation], settings: dict) -> float:
-    """Leave one task type out: the most an agent pretrained on the other types overshoots the left-out type's
-    scores (0 with fewer than two types). The global RNG is left as it was."""
+def transfer_overshoot(agent: MetaBraider, obs: list[Observation], settings: dict) -> tuple[float, float]:
+    """Leave one task type out, an agent pretrained on the other types: the most it overshoots the left-out
+    type's scores, and the most it undershoots one once each task's mean error is taken out (``undershoot``);
+    (0, 0) with fewer than two types. The global RNG is left as it was."""
     types = sorted({o.task.type for o in obs})
-    worst = 0.0
+    worst, doubt = 0.0, 0.0
     with torch.random.fork_rng():
         for held in types if len(types) > 1 else []:
             other = type(agent)(agent.pool, agent.space, agent.paths, agent.net.task_in[0].out_features)
             pretrain(other, [o for o in obs if o.task.type != held], transfer=False, **settings)
             worst = max(worst, overshoot(other, [o for o in obs if o.task.type == held]))
-    return worst
+            doubt = max(doubt, undershoot(other, [o for o in obs if o.task.type == held]))
+    return worst, doubt
+
+
+@torch.no_grad()
+def undershoot(agent: MetaBraider, obs: list[Observation]) -> float:
+    """The most a measured score exceeds its prediction moved by its task's mean error, over ``obs``: how far
+    a candidate may beat what the agent expects of it once a task's shared bias is known (``meta.probe``)."""
+    pred, order = predictions(agent, obs, unseen=True)
+    error: dict[str, list[float]] = defaultdict(list)
+    for o, p in zip(order, pred[:, 0].tolist(), strict=True):
+        error[o.task.model_dump_json()].append(o.score - p)
+    return max([0.0] + [max(e) - sum(e) / len(e) for e in error.values()])
 
 
 class Feedback:
