@@ -16,6 +16,7 @@ def test_meta_bench_smoke():
     assert "seed-form violations, by the limit missed" in out or "No seed-form request was violated." in out
     assert "Multi-agent (`meta.arbiter`" in out and "for the single agent; on the same" in out
     assert "Ceilings (the same seed-form draws" in out and "told both: met" in out
+    assert "Measuring before answering (`meta.probe.Probe`" in out and "decode timings, of the" in out
 
 
 def test_miss_breakdown_counts_each_limit_the_seed_form_violations_missed():

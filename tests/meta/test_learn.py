@@ -11,7 +11,7 @@ import torch
 
 from meta import Infeasible, MetaBraider, MetaTask
 from meta.calibration import Calibration
-from meta.learn import Feedback, Observation, pretrain, scorer_loss
+from meta.learn import Feedback, Observation, predictions, pretrain, scorer_loss, undershoot
 from tests.meta.test_agent import POOL
 
 CODE = MetaTask(
@@ -62,6 +62,8 @@ def test_pretraining_on_records_picks_the_best_config_per_task_and_respects_cons
         assert d.predicted_decode_ms <= limit and true_ms <= limit  # the calibrated margin keeps it true
     seen, unseen = agent.calibration.score_margin
     assert seen >= 0.0 and unseen >= 0.0
+    doubt = agent.calibration.transfer_doubt  # learned leaving each type out (``meta.probe``'s default)
+    assert doubt > 0.0 and Calibration.from_dict(agent.calibration.to_dict()).transfer_doubt == doubt
     answered = 0
     for floor in (0.2, 0.5, 0.7, 0.85):  # raw scores
         try:
@@ -83,6 +85,20 @@ def test_pretraining_on_records_picks_the_best_config_per_task_and_respects_cons
         assert math.exp(true_score(FACTS, d) - best) >= target
         assert agent.quality(FACTS, true_score(FACTS, d)) >= target
     assert answered >= 3
+
+
+def test_undershoot_is_the_most_a_score_beats_its_prediction_moved_by_its_tasks_mean_error():
+    torch.manual_seed(0)
+    agent = MetaBraider(POOL, dim=16)
+    obs = synthetic_observations(agent, 40)
+    pred, order = predictions(agent, obs, unseen=True)
+    by_task: dict[str, list[float]] = {}
+    for o, p in zip(order, pred[:, 0].tolist(), strict=True):
+        by_task.setdefault(o.task.type, []).append(o.score - p)
+    expected = max(max(e) - sum(e) / len(e) for e in by_task.values())
+    assert expected > 0 and undershoot(agent, obs) == pytest.approx(expected)
+    shifted = [replace(o, score=float(p)) for o, p in zip(order, pred[:, 0] + 1.0, strict=True)]
+    assert undershoot(agent, shifted) == pytest.approx(0.0, abs=1e-5)  # a shared bias is no doubt
 
 
 def test_reinforce_improves_reward_on_a_synthetic_bandit():
