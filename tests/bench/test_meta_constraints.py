@@ -16,6 +16,12 @@ from tests.meta.test_agent import POOL, TASK
 
 @pytest.fixture(scope="module")
 def agent_and_truth():
+    return untrained_agent_and_random_truth()
+
+
+def untrained_agent_and_random_truth() -> tuple[MetaBraider, SimpleNamespace]:
+    """An untrained agent (its own predictions are noise) and one task's random scores and decode ms for 16
+    of its candidates, shaped like bench/meta.py's ``Truth``."""
     torch.manual_seed(0)
     agent = MetaBraider(POOL, dim=16)  # untrained: its own predictions are noise
     draw = random.Random(1)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import replace
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,22 +13,13 @@ import torch
 from bench.meta_constraints import constraint_checks
 from meta import MetaBraider
 from meta.probe import Measured, Probe, settled
-from tests.meta.test_agent import POOL, TASK
+from tests.bench.test_meta_constraints import untrained_agent_and_random_truth
+from tests.meta.test_agent import TASK
 
 
 @pytest.fixture()
 def agent_and_truth():
-    torch.manual_seed(0)
-    agent = MetaBraider(POOL, dim=16)  # untrained: its own predictions are noise
-    draw = random.Random(1)
-    configs = sorted(draw.sample(range(len(agent.candidates)), 16))
-    truth = SimpleNamespace(
-        configs=configs,
-        tasks={"t": TASK},
-        score={"t": {c: draw.uniform(-6.0, -1.0) for c in configs}},
-        ms={"t": {c: draw.uniform(2.0, 20.0) for c in configs}},
-    )
-    return agent, truth
+    return untrained_agent_and_random_truth()
 
 
 def probe_of(agent, truth, **settings) -> Probe:
