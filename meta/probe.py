@@ -6,12 +6,14 @@ braids, and decode ms that depend on the type's own text (bench/meta.py reads bo
 
 - the decode ms of the candidates within the compute budget (up to ``timed`` of them, the best predicted
   first): cheap, since an untrained braid decodes exactly as fast as a trained one;
-- when the request sets a score limit, the score of the ``k`` candidates the agent predicts best among those
-  within the budget and the measured latency limit: one short trial each.
+- when the request sets a score limit, scores from short trials of the candidates within the budget and the
+  measured latency limit, in predicted order, until no unmeasured one could change the answer (``settled``):
+  each judged on its prediction moved by the agent's mean error on the measured ones (a transfer bias the
+  candidates share) plus a ``doubt``; at most ``k`` trials a request. A score promise is then made only on
+  a measured score.
 
-Candidates left unmeasured keep their predictions, moved by the agent's mean error on the measured ones (a
-transfer bias the candidates share). Measurements are kept per task, so later requests on it pay only for
-what they add; ``spent`` counts them. A type the agent has measured is decided as before, measuring nothing.
+Measurements are kept per task, so later requests on it pay only for what they add; ``spent`` counts them. A
+type the agent has measured is decided as before, measuring nothing.
 """
 
 from __future__ import annotations
