@@ -279,8 +279,8 @@ class MetaBraider(nn.Module):
         c: Constraints,
         task_type: str,
         margin: torch.Tensor,
-        among: list[int] | None = None,
-        slack: torch.Tensor | None = None,
+        among: list[int] | None,
+        slack: torch.Tensor,
     ) -> torch.Tensor:
         """(C, 3): how far each candidate misses the compute budget, the latency limit and the score limits
         (0 = met), its decode ms moved by its log ``slack`` (C,). A raw ``min_score`` and an
@@ -299,7 +299,7 @@ class MetaBraider(nn.Module):
             ms = (pred[:, 1] + log_slack).exp()
             return ((ms - c.latency_requirement) / c.latency_requirement).clamp(min=0)
 
-        latency = over(self.calibration.latency_slack() if slack is None else slack)
+        latency = over(slack)
         accuracy = zero if c.min_score is None else (c.min_score - (pred[:, 0] - margin)).clamp(min=0)
         if c.accuracy_target is not None:
             best = self.calibration.best_score.get(task_type)

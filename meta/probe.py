@@ -4,8 +4,8 @@ On such a type the agent's promises rest on predictions that transfer imperfectl
 braids, and decode ms that depend on the type's own text (bench/meta.py reads both off its misses). A
 ``Probe`` measures what the decision turns on, on the request's own task, and then decides on that:
 
-- the decode ms of the candidates within the compute budget (up to ``timed`` of them, the best predicted
-  first): cheap, since an untrained braid decodes exactly as fast as a trained one;
+- under a latency limit, the decode ms of the candidates within the compute budget (up to ``timed`` of them,
+  the best predicted first): cheap, since an untrained braid decodes exactly as fast as a trained one;
 - when the request sets a score limit, scores from short trials of the candidates within the budget and the
   measured latency limit, in predicted order, until no unmeasured one could change the answer (``settled``):
   each judged on its prediction moved by the agent's mean error on the measured ones (a transfer bias the
@@ -109,10 +109,12 @@ class Probe:
         pool = list(range(len(pred))) if indices is None else list(indices)
         within = [i for i in pool if budget is None or float(self.agent.compute_share[i]) <= budget + 1e-9]
         ranked = sorted(within, key=lambda i: -float(pred[i, 0]))
-        ms = {**kept.ms, **self._measured(task_info, ranked[: self.timed], kept.ms, self.ms_of, "timings")}
+        limit = constraints.get("latency_requirement")
+        ms = dict(kept.ms)
+        if limit is not None:  # decode ms only matter against a latency limit
+            ms |= self._measured(task_info, ranked[: self.timed], kept.ms, self.ms_of, "timings")
         score = dict(kept.score)
         if _score_limited(constraints):
-            limit = constraints.get("latency_requirement")
             fast = [i for i in ranked if limit is None or ms.get(i, math.inf) <= limit]
             score = self._scored(task_info, fast, score, pred, constraints)
         self.kept[task] = Measured(score, ms)

@@ -72,7 +72,7 @@ def test_a_probe_measures_at_most_k_scores_per_request_and_keeps_them(agent_and_
     assert (probe.spent.trials, probe.spent.timings, len(kept.score)) == (4, 5, 4)
     assert agent.candidates.index_of(again) in kept.score
     probe.decide_among(TASK, truth.configs, compute_budget=1.0)  # no score limit: no trial
-    assert probe.spent.trials == 4
+    assert (probe.spent.trials, probe.spent.timings) == (4, 5)  # nor a timing without a latency limit
 
 
 def test_a_type_the_agent_measured_is_decided_without_measuring(agent_and_truth):
